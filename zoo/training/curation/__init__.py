@@ -1,0 +1,1 @@
+"""Data curation: CC-Math extraction, G-Vendi, Prismatic Synthesis, CrossThink."""
