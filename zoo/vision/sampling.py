@@ -87,8 +87,9 @@ def frame_count(
     if native_fps <= 0:
         raise ValueError(f"native fps must be positive, got {native_fps}")
     if frame_factor < 1 or min_frames < 1 or max_frames < min_frames:
-        raise ValueError(f"need 1 <= min_frames <= max_frames and frame_factor >= 1, got {min_frames}, {max_frames}, "
-                         f"{frame_factor}")
+        raise ValueError(
+            f"need 1 <= min_frames <= max_frames and frame_factor >= 1, got {min_frames}, {max_frames}, {frame_factor}"
+        )
     lo = frame_factor * math.ceil(min_frames / frame_factor)
     if clip_frames <= lo:
         return clip_frames
@@ -129,8 +130,9 @@ def plan_frames(
         raise ValueError(f"video has {total_frames} frames")
     first, last = _clip_range(total_frames, native_fps, start, end)
     clip = last - first + 1
-    n = frame_count(clip, native_fps, target_fps=target_fps, min_frames=min_frames, max_frames=max_frames,
-                    frame_factor=frame_factor)
+    n = frame_count(
+        clip, native_fps, target_fps=target_fps, min_frames=min_frames, max_frames=max_frames, frame_factor=frame_factor
+    )
     # n <= clip means the linspace step is >= 1, so the rounded indices are distinct.
     step = (clip - 1) / (n - 1) if n > 1 else 0.0
     indices = tuple(first + round(i * step) for i in range(n)) if n > 1 else (first + (clip - 1) // 2,)
@@ -221,15 +223,22 @@ def degrade_plan(
     frame_cost = tokens_per_tile + frame_overhead
     # Images are reserved the cheapest tiling during the temporal step (the paper's one tile per image).
     floor_cap = options[-1]
-    reserve = sum(_image_cost(w, h, floor_cap, tile, min_tiles, use_thumbnail, tokens_per_tile, image_overhead)
-                  for w, h in images)
+    reserve = sum(
+        _image_cost(w, h, floor_cap, tile, min_tiles, use_thumbnail, tokens_per_tile, image_overhead) for w, h in images
+    )
     if reserve > budget:
-        raise SampleRejected(f"{len(images)} image(s) need {reserve} tokens at {floor_cap} tile(s) each, only "
-                             f"{budget} left after {text_tokens} text tokens (max_len={max_len})")
+        raise SampleRejected(
+            f"{len(images)} image(s) need {reserve} tokens at {floor_cap} tile(s) each, only "
+            f"{budget} left after {text_tokens} text tokens (max_len={max_len})"
+        )
 
     # --- temporal degradation: one common frame cap k for all videos, the largest that fits ---
-    ceilings = [frame_count(t, fps, target_fps=target_fps, min_frames=min_frames, max_frames=max_frames,
-                            frame_factor=frame_factor) for t, fps in videos]
+    ceilings = [
+        frame_count(
+            t, fps, target_fps=target_fps, min_frames=min_frames, max_frames=max_frames, frame_factor=frame_factor
+        )
+        for t, fps in videos
+    ]
     floors = [min(min_frames, c) for c in ceilings]
     frames: list[int] = []
     if videos:
@@ -243,20 +252,28 @@ def degrade_plan(
                 break
         if not frames:
             need = sum(floors) * frame_cost
-            raise SampleRejected(f"video(s) need at least {need} tokens for their minimum frames {floors}, only "
-                                 f"{left} left after {text_tokens} text tokens and {reserve} image tokens "
-                                 f"(max_len={max_len})")
+            raise SampleRejected(
+                f"video(s) need at least {need} tokens for their minimum frames {floors}, only "
+                f"{left} left after {text_tokens} text tokens and {reserve} image tokens "
+                f"(max_len={max_len})"
+            )
     frame_tokens = sum(frames) * frame_cost
 
     # --- tiling degradation: the largest tile cap whose tiles fit in what the frames left ---
     left = budget - frame_tokens
     for cap in options:
-        costs = [_image_cost(w, h, cap, tile, min_tiles, use_thumbnail, tokens_per_tile, image_overhead)
-                 for w, h in images]
+        costs = [
+            _image_cost(w, h, cap, tile, min_tiles, use_thumbnail, tokens_per_tile, image_overhead) for w, h in images
+        ]
         if sum(costs) <= left:
             tiles = tuple((c - image_overhead) // tokens_per_tile for c in costs)
-            return DegradePlan(max_tiles=cap, image_tiles=tiles, frames=tuple(frames), text_tokens=text_tokens,
-                               visual_tokens=frame_tokens + sum(costs))
+            return DegradePlan(
+                max_tiles=cap,
+                image_tiles=tiles,
+                frames=tuple(frames),
+                text_tokens=text_tokens,
+                visual_tokens=frame_tokens + sum(costs),
+            )
     raise AssertionError("unreachable: the smallest cap was reserved above")
 
 
@@ -268,8 +285,17 @@ def _capped(ceiling: int, cap: int, frame_factor: int) -> int:
     return rounded if rounded > 0 else cap
 
 
-def _image_cost(width: int, height: int, cap: int, tile: int, min_tiles: int, use_thumbnail: bool,
-                tokens_per_tile: int, overhead: int) -> int:
-    n = num_tiles(width, height, tile=tile, min_tiles=min_tiles, max_tiles=max(cap, min_tiles),
-                  use_thumbnail=use_thumbnail)
+def _image_cost(
+    width: int,
+    height: int,
+    cap: int,
+    tile: int,
+    min_tiles: int,
+    use_thumbnail: bool,
+    tokens_per_tile: int,
+    overhead: int,
+) -> int:
+    n = num_tiles(
+        width, height, tile=tile, min_tiles=min_tiles, max_tiles=max(cap, min_tiles), use_thumbnail=use_thumbnail
+    )
     return n * tokens_per_tile + overhead

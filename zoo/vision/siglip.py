@@ -75,14 +75,18 @@ class SiglipConfig:
 
     def __post_init__(self) -> None:
         if self.hidden_size % self.num_attention_heads:
-            raise ConfigError(f"vision_config: hidden_size {self.hidden_size} is not divisible by "
-                              f"num_attention_heads {self.num_attention_heads}")
+            raise ConfigError(
+                f"vision_config: hidden_size {self.hidden_size} is not divisible by "
+                f"num_attention_heads {self.num_attention_heads}"
+            )
         if self.image_size % self.patch_size:
-            raise ConfigError(f"vision_config: image_size {self.image_size} is not a multiple of patch_size "
-                              f"{self.patch_size}")
+            raise ConfigError(
+                f"vision_config: image_size {self.image_size} is not a multiple of patch_size {self.patch_size}"
+            )
         if self.hidden_act not in _ACTIVATIONS:
-            raise ConfigError(f"vision_config.hidden_act {self.hidden_act!r} is not supported; known: "
-                              f"{', '.join(_ACTIVATIONS)}")
+            raise ConfigError(
+                f"vision_config.hidden_act {self.hidden_act!r} is not supported; known: {', '.join(_ACTIVATIONS)}"
+            )
 
     @property
     def grid(self) -> int:
@@ -94,8 +98,10 @@ class SiglipConfig:
         """Build from a `vision_config` dict (model_type `siglip_vision_model`)."""
         model_type = d.get("model_type", "siglip_vision_model")
         if model_type != "siglip_vision_model":
-            raise ConfigError(f"vision_config.model_type {model_type!r} is not supported (expected "
-                              f"'siglip_vision_model'; SigLIP2 / NaFlex towers are not implemented)")
+            raise ConfigError(
+                f"vision_config.model_type {model_type!r} is not supported (expected "
+                f"'siglip_vision_model'; SigLIP2 / NaFlex towers are not implemented)"
+            )
         defaults = cls()
         return cls(
             hidden_size=int(d.get("hidden_size", 768)),
@@ -229,8 +235,9 @@ class Concat:
         return self._regroup(tensors, self.timm_rows, self.hf_rows, hidden)
 
     @staticmethod
-    def _regroup(tensors: list[Tensor], rows_in: tuple[int, ...], rows_out: tuple[int, ...], hidden: int
-                 ) -> list[Tensor]:
+    def _regroup(
+        tensors: list[Tensor], rows_in: tuple[int, ...], rows_out: tuple[int, ...], hidden: int
+    ) -> list[Tensor]:
         for t, r in zip(tensors, rows_in):
             if t.shape[0] != r * hidden:
                 raise CheckpointError(f"expected {r * hidden} rows, got tensor of shape {tuple(t.shape)}")
@@ -238,12 +245,20 @@ class Concat:
 
 
 SIGLIP_CONCATS: tuple[Concat, ...] = tuple(
-    Concat(hf=tuple(f"encoder.layers.{{}}.self_attn.{p}_proj.{w}" for p in "qkv"), timm=(f"blocks.{{}}.attn.qkv.{w}",),
-           hf_rows=(1, 1, 1), timm_rows=(3,))
+    Concat(
+        hf=tuple(f"encoder.layers.{{}}.self_attn.{p}_proj.{w}" for p in "qkv"),
+        timm=(f"blocks.{{}}.attn.qkv.{w}",),
+        hf_rows=(1, 1, 1),
+        timm_rows=(3,),
+    )
     for w in ("weight", "bias")
 ) + tuple(
-    Concat(hf=(f"head.attention.in_proj_{w}",), timm=(f"attn_pool.q.{w}", f"attn_pool.kv.{w}"),
-           hf_rows=(3,), timm_rows=(1, 2))
+    Concat(
+        hf=(f"head.attention.in_proj_{w}",),
+        timm=(f"attn_pool.q.{w}", f"attn_pool.kv.{w}"),
+        hf_rows=(3,),
+        timm_rows=(1, 2),
+    )
     for w in ("weight", "bias")
 )
 
@@ -278,8 +293,9 @@ def siglip_concats(cfg: SiglipConfig) -> list[tuple[Concat, list[str], list[str]
     return out
 
 
-def siglip_hf_to_timm(state: Mapping[str, Tensor], cfg: SiglipConfig, *, source: str = "checkpoint"
-                      ) -> dict[str, Tensor]:
+def siglip_hf_to_timm(
+    state: Mapping[str, Tensor], cfg: SiglipConfig, *, source: str = "checkpoint"
+) -> dict[str, Tensor]:
     """Convert an HF `SiglipVisionModel` state dict (keys without a prefix) to timm names.
 
     Args:
@@ -323,5 +339,3 @@ def siglip_timm_to_hf(state: Mapping[str, Tensor], cfg: SiglipConfig) -> dict[st
     if remaining:
         raise CheckpointError(f"vision tower has unmapped parameter(s) {sorted(remaining)[:5]}")
     return out
-
-

@@ -190,8 +190,10 @@ class PyAVReader:
                         break
                 else:
                     if not found:
-                        raise VideoError(f"{self.info.path}: stream ended before frame {idx[want]} "
-                                         f"(container reports {self.info.num_frames} frames)")
+                        raise VideoError(
+                            f"{self.info.path}: stream ended before frame {idx[want]} "
+                            f"(container reports {self.info.num_frames} frames)"
+                        )
                     # The stream ended right after the last frame we found: the rest is missing.
                     if want < len(idx):
                         raise VideoError(f"{self.info.path}: stream ended before frame {idx[want]}")
