@@ -15,6 +15,8 @@ from zoo.errors import ZooError
 # Subcommand modules under zoo.commands, in the order `zoo --help` lists them.
 COMMANDS: list[str] = [
     "models",  # list, info
+    "card",  # card NAME [--write], card --all --write|--check
+    "push",  # push PATH REPO_ID
 ]
 
 
