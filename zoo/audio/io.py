@@ -27,7 +27,7 @@ SAMPLING_RATE = 16000
 _CONTAINER_SUFFIXES = {".mp4", ".m4a", ".m4b", ".aac", ".mov", ".mkv", ".webm", ".wma", ".3gp", ".avi"}
 
 
-class AudioError(ZooError):
+class AudioError(ZooError, ValueError):
     """An audio file or array that cannot be used: missing, empty, corrupt or of the wrong shape."""
 
 
