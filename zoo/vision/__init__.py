@@ -5,7 +5,7 @@ Model-free parts are importable without the language backbone; `EagleVLModel` li
 
 from zoo.vision.projector import build_mlp1, pixel_shuffle, project
 from zoo.vision.sampling import DegradePlan, FramePlan, SampleRejected, degrade_plan, plan_frames
-from zoo.vision.siglip import SiglipConfig, build_siglip_tower, select_features, siglip_hf_to_timm, siglip_timm_to_hf
+from zoo.vision.siglip import SiglipConfig, SiglipTower, siglip_key_map
 from zoo.vision.tiling import ImageSizeError, num_tiles, plan_tiles, tile_image
 from zoo.vision.video import VideoError, VideoInfo, open_video, read_frames
 
@@ -18,7 +18,7 @@ __all__ = [
     "VideoError",
     "VideoInfo",
     "build_mlp1",
-    "build_siglip_tower",
+    "SiglipTower",
     "degrade_plan",
     "num_tiles",
     "open_video",
@@ -27,8 +27,6 @@ __all__ = [
     "plan_tiles",
     "project",
     "read_frames",
-    "select_features",
-    "siglip_hf_to_timm",
-    "siglip_timm_to_hf",
+    "siglip_key_map",
     "tile_image",
 ]

@@ -6,30 +6,33 @@ pooling ("MAP") head. Official code: google-research/big_vision; transformers `S
 `VisionTransformer(class_token=False, global_pool="map")`.
 
 Design choices:
-* The tower *is* a timm `VisionTransformer` at the checkpoint's dims (hidden, depth, heads, MLP width, patch, image
-  size, LayerNorm eps, activation), so it has timm's encoder interface (`forward_features`,
-  `forward_intermediates`, `forward_head`) and fused attention. Parameter names are timm's.
-* Files on disk stay in the HF layout. `SIGLIP_KEY_MAP` (HF name -> timm name, `{}` = layer index) plus two
-  declared concatenation transforms (q, k, v -> qkv; the MAP head's packed in_proj -> q, kv) convert both ways;
-  unknown or missing keys raise, naming the key.
-* `select_features` picks Eagle's feature layer: `select_layer = -1` is the post-LayerNorm last hidden state
-  (`last_hidden_state`); any other value is HF `hidden_states[select_layer]` (no final norm), computed without
+* The blocks are a timm `VisionTransformer` at the checkpoint's dims (hidden, depth, heads, MLP width, patch, image
+  size, LayerNorm eps, activation; fused SDPA attention), wrapped by `SiglipTower`, which has timm's encoder
+  interface (`forward_features`, `forward_intermediates`, `forward_head`). Two parameters are held by the wrapper
+  in the HF shape so every checkpoint tensor maps onto one of ours without reshaping: the position table
+  (num_patches, C) and the MAP pooling head (`nn.MultiheadAttention`, packed in_proj, as HF stores it).
+* Files on disk stay in the HF layout. `siglip_key_map` is declarative: `SIGLIP_KEY_MAP` (HF name -> our name,
+  `{}` = layer index) plus one fused rule per block (q, k, v -> timm's qkv, split back on save). Unknown or missing
+  keys raise in `zoo.hub.load_weights`, naming the key.
+* `SiglipTower.features` picks Eagle's feature layer: `select_layer = -1` is the post-LayerNorm last hidden state
+  (HF `last_hidden_state`); any other value is HF `hidden_states[select_layer]` (no final norm), computed without
   running the blocks after it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any
 
 import torch
-from timm.layers import QuickGELU
+from timm.layers import Mlp, QuickGELU
 from timm.models.vision_transformer import VisionTransformer
 from torch import Tensor, nn
 
-from zoo.errors import CheckpointError, ConfigError
+from zoo.errors import ConfigError
+from zoo.language.checkpoint import KeyMap
 
 # HF `hidden_act` -> activation module factory.
 _ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
@@ -128,214 +131,204 @@ class SiglipConfig:
 # ---------------------------------------------------------------------------------------------------------------------
 
 
-def build_siglip_tower(cfg: SiglipConfig) -> VisionTransformer:
-    """A timm VisionTransformer with exactly the parameters of HF `SiglipVisionModel(cfg)` (random init)."""
-    # timm sizes the MLP as int(dim * mlp_ratio); the half-unit nudge keeps float error from rounding 4304 to 4303.
-    mlp_ratio = (cfg.intermediate_size + 0.5) / cfg.hidden_size
-    vit = VisionTransformer(
-        img_size=cfg.image_size,
-        patch_size=cfg.patch_size,
-        in_chans=cfg.num_channels,
-        num_classes=0,
-        global_pool="map" if cfg.use_head else "",
-        embed_dim=cfg.hidden_size,
-        depth=cfg.num_hidden_layers,
-        num_heads=cfg.num_attention_heads,
-        mlp_ratio=mlp_ratio,
-        qkv_bias=True,
-        class_token=False,
-        norm_layer=partial(nn.LayerNorm, eps=cfg.layer_norm_eps),
-        act_layer=_ACTIVATIONS[cfg.hidden_act],
-    )
-    assert vit.blocks[0].mlp.fc1.out_features == cfg.intermediate_size
-    return vit
+class MapHead(nn.Module):
+    """SigLIP's multi-head attention pooling: a learned probe attends over the patch tokens, then a residual MLP.
 
-
-def select_features(vit: VisionTransformer, pixel_values: Tensor, select_layer: int = -1) -> Tensor:
-    """Patch features of the layer Eagle reads.
-
-    Args:
-        vit: The tower.
-        pixel_values: Normalised tiles, (n, 3, s, s).
-        select_layer: -1 for the final (post-LayerNorm) output; otherwise an index into HF `hidden_states`
-            (0 = patch + position embeddings, k = output of block k; negative counts from the end).
-
-    Returns:
-        (n, P, C) features, P = (s / patch)^2, row-major over the patch grid.
+    Parameter names and shapes are HF's (`probe`, `attention.in_proj_*`, `attention.out_proj.*`, `layernorm.*`,
+    `mlp.fc1/fc2.*`). Eagle never reads the pooled output; the head exists so checkpoints that carry it round-trip.
     """
-    depth = len(vit.blocks)
-    if select_layer == -1:
-        return vit.forward_features(pixel_values)
-    n_blocks = select_layer if select_layer >= 0 else depth + 1 + select_layer
-    if not 0 <= n_blocks <= depth:
-        raise ConfigError(f"select_layer {select_layer} is out of range for a {depth}-layer vision tower")
-    x = vit.norm_pre(vit._pos_embed(vit.patch_embed(pixel_values)))
-    for block in vit.blocks[:n_blocks]:  # HF hidden_states[k] = output after k blocks, no final norm
-        x = block(x)
-    return x
+
+    def __init__(self, cfg: SiglipConfig) -> None:
+        super().__init__()
+        c = cfg.hidden_size
+        self.probe = nn.Parameter(torch.zeros(1, 1, c))
+        self.attention = nn.MultiheadAttention(c, cfg.num_attention_heads, batch_first=True)
+        self.layernorm = nn.LayerNorm(c, eps=cfg.layer_norm_eps)
+        self.mlp = Mlp(c, cfg.intermediate_size, act_layer=_ACTIVATIONS[cfg.hidden_act])
+
+    def forward(self, x: Tensor) -> Tensor:
+        """(n, P, C) final features -> (n, C) pooled embedding."""
+        probe = self.probe.expand(x.shape[0], -1, -1)
+        h = self.attention(probe, x, x, need_weights=False)[0]
+        h = h + self.mlp(self.layernorm(h))
+        return h[:, 0]
+
+
+class SiglipTower(nn.Module):
+    """HF `SiglipVisionModel`, computed by timm blocks.
+
+    Shapes: n tiles, s image side, P = (s / patch)^2 patches, C hidden size.
+    """
+
+    def __init__(self, cfg: SiglipConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        # timm sizes the MLP as int(dim * mlp_ratio); the half-unit nudge keeps float error from giving 4303 for 4304.
+        mlp_ratio = (cfg.intermediate_size + 0.5) / cfg.hidden_size
+        self.vit = VisionTransformer(
+            img_size=cfg.image_size,
+            patch_size=cfg.patch_size,
+            in_chans=cfg.num_channels,
+            num_classes=0,
+            global_pool="",
+            embed_dim=cfg.hidden_size,
+            depth=cfg.num_hidden_layers,
+            num_heads=cfg.num_attention_heads,
+            mlp_ratio=mlp_ratio,
+            qkv_bias=True,
+            class_token=False,
+            pos_embed="none",  # held below in HF's (P, C) shape
+            norm_layer=partial(nn.LayerNorm, eps=cfg.layer_norm_eps),
+            act_layer=_ACTIVATIONS[cfg.hidden_act],
+        )
+        assert self.vit.blocks[0].mlp.fc1.out_features == cfg.intermediate_size
+        self.pos_embed = nn.Parameter(torch.zeros(cfg.grid * cfg.grid, cfg.hidden_size))
+        self.head = MapHead(cfg) if cfg.use_head else None
+
+    @torch.no_grad()
+    def init_weights(self) -> None:
+        """Random init (truncated normal 0.02 for weights, zero biases, unit LayerNorms), as for a fresh ViT."""
+        for m in self.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                nn.init.trunc_normal_(m.weight, std=0.02)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.LayerNorm):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.MultiheadAttention):
+                nn.init.trunc_normal_(m.in_proj_weight, std=0.02)
+                nn.init.zeros_(m.in_proj_bias)
+        nn.init.trunc_normal_(self.pos_embed, std=0.02)
+        if self.head is not None:
+            nn.init.trunc_normal_(self.head.probe, std=0.02)
+
+    def _embed(self, pixel_values: Tensor) -> Tensor:
+        x = self.vit.patch_embed(pixel_values)  # (n, P, C), patches row-major
+        return x + self.pos_embed.to(x.dtype)
+
+    def forward_intermediates(self, pixel_values: Tensor, indices: Sequence[int]) -> list[Tensor]:
+        """Outputs of the given blocks (0-based; negative counts from the end), without the final norm.
+
+        Args:
+            pixel_values: (n, 3, s, s) normalised tiles.
+            indices: Block indices.
+
+        Returns:
+            One (n, P, C) tensor per index, in the order asked; blocks after the last one are not run.
+        """
+        depth = len(self.vit.blocks)
+        wanted = [i % depth if -depth <= i < depth else None for i in indices]
+        if None in wanted:
+            raise ValueError(f"block indices {list(indices)} out of range for a {depth}-block tower")
+        x, outs = self._embed(pixel_values), {}
+        for i, block in enumerate(self.vit.blocks[: max(wanted) + 1]):
+            x = block(x)
+            outs[i] = x
+        return [outs[i] for i in wanted]
+
+    def forward_features(self, pixel_values: Tensor) -> Tensor:
+        """(n, 3, s, s) -> (n, P, C): HF `last_hidden_state` (all blocks, then the post LayerNorm)."""
+        x = self._embed(pixel_values)
+        for block in self.vit.blocks:
+            x = block(x)
+        return self.vit.norm(x)
+
+    def forward_head(self, features: Tensor) -> Tensor:
+        """(n, P, C) final features -> (n, C) MAP-pooled embedding (HF `pooler_output`)."""
+        if self.head is None:
+            raise ConfigError("this SigLIP tower has no pooling head (vision_use_head is false)")
+        return self.head(features)
+
+    def features(self, pixel_values: Tensor, select_layer: int = -1) -> Tensor:
+        """Patch features of the layer a VLM reads.
+
+        Args:
+            pixel_values: (n, 3, s, s) normalised tiles.
+            select_layer: -1 for HF `last_hidden_state`; otherwise an index into HF `hidden_states`
+                (0 = embeddings, k = output of block k; negative counts from the end, -1 excluded).
+
+        Returns:
+            (n, P, C) features, row-major over the patch grid.
+        """
+        depth = len(self.vit.blocks)
+        if select_layer == -1:
+            return self.forward_features(pixel_values)
+        n_blocks = select_layer if select_layer >= 0 else depth + 1 + select_layer
+        if not 0 <= n_blocks <= depth:
+            raise ConfigError(f"select_layer {select_layer} is out of range for a {depth}-layer vision tower")
+        if n_blocks == 0:
+            return self._embed(pixel_values)
+        return self.forward_intermediates(pixel_values, [n_blocks - 1])[0]
+
+    def forward(self, pixel_values: Tensor) -> Tensor:
+        """Same as `forward_features`."""
+        return self.forward_features(pixel_values)
 
 
 # ---------------------------------------------------------------------------------------------------------------------
-# Key map: HF Siglip names <-> timm names
+# Key map: HF Siglip names <-> ours
 # ---------------------------------------------------------------------------------------------------------------------
 
-# One-to-one renames, HF -> timm. "{}" is a layer index. Shapes agree except where `_RESHAPE` says otherwise.
+# HF name (relative to `SiglipVisionModel`) -> our name (relative to `SiglipTower`); "{}" is a block index.
 SIGLIP_KEY_MAP: dict[str, str] = {
-    "embeddings.patch_embedding.weight": "patch_embed.proj.weight",
-    "embeddings.patch_embedding.bias": "patch_embed.proj.bias",
+    "embeddings.patch_embedding.weight": "vit.patch_embed.proj.weight",
+    "embeddings.patch_embedding.bias": "vit.patch_embed.proj.bias",
     "embeddings.position_embedding.weight": "pos_embed",
-    "encoder.layers.{}.layer_norm1.weight": "blocks.{}.norm1.weight",
-    "encoder.layers.{}.layer_norm1.bias": "blocks.{}.norm1.bias",
-    "encoder.layers.{}.self_attn.out_proj.weight": "blocks.{}.attn.proj.weight",
-    "encoder.layers.{}.self_attn.out_proj.bias": "blocks.{}.attn.proj.bias",
-    "encoder.layers.{}.layer_norm2.weight": "blocks.{}.norm2.weight",
-    "encoder.layers.{}.layer_norm2.bias": "blocks.{}.norm2.bias",
-    "encoder.layers.{}.mlp.fc1.weight": "blocks.{}.mlp.fc1.weight",
-    "encoder.layers.{}.mlp.fc1.bias": "blocks.{}.mlp.fc1.bias",
-    "encoder.layers.{}.mlp.fc2.weight": "blocks.{}.mlp.fc2.weight",
-    "encoder.layers.{}.mlp.fc2.bias": "blocks.{}.mlp.fc2.bias",
-    "post_layernorm.weight": "norm.weight",
-    "post_layernorm.bias": "norm.bias",
-    # MAP pooling head (only when the config has `vision_use_head`; Eagle does not use its output).
-    "head.probe": "attn_pool.latent",
-    "head.attention.out_proj.weight": "attn_pool.proj.weight",
-    "head.attention.out_proj.bias": "attn_pool.proj.bias",
-    "head.layernorm.weight": "attn_pool.norm.weight",
-    "head.layernorm.bias": "attn_pool.norm.bias",
-    "head.mlp.fc1.weight": "attn_pool.mlp.fc1.weight",
-    "head.mlp.fc1.bias": "attn_pool.mlp.fc1.bias",
-    "head.mlp.fc2.weight": "attn_pool.mlp.fc2.weight",
-    "head.mlp.fc2.bias": "attn_pool.mlp.fc2.bias",
+    "encoder.layers.{}.layer_norm1.weight": "vit.blocks.{}.norm1.weight",
+    "encoder.layers.{}.layer_norm1.bias": "vit.blocks.{}.norm1.bias",
+    "encoder.layers.{}.self_attn.out_proj.weight": "vit.blocks.{}.attn.proj.weight",
+    "encoder.layers.{}.self_attn.out_proj.bias": "vit.blocks.{}.attn.proj.bias",
+    "encoder.layers.{}.layer_norm2.weight": "vit.blocks.{}.norm2.weight",
+    "encoder.layers.{}.layer_norm2.bias": "vit.blocks.{}.norm2.bias",
+    "encoder.layers.{}.mlp.fc1.weight": "vit.blocks.{}.mlp.fc1.weight",
+    "encoder.layers.{}.mlp.fc1.bias": "vit.blocks.{}.mlp.fc1.bias",
+    "encoder.layers.{}.mlp.fc2.weight": "vit.blocks.{}.mlp.fc2.weight",
+    "encoder.layers.{}.mlp.fc2.bias": "vit.blocks.{}.mlp.fc2.bias",
+    "post_layernorm.weight": "vit.norm.weight",
+    "post_layernorm.bias": "vit.norm.bias",
 }
-
-# HF (num_patches, C) embedding table <-> timm (1, num_patches, C) parameter.
-_RESHAPE = {"pos_embed"}
-
-
-@dataclass(frozen=True)
-class Concat:
-    """A many-to-many transform: HF tensors concatenated along dim 0 equal the timm tensors concatenated.
-
-    Attributes:
-        hf: HF keys ("{}" = layer index), in concatenation order.
-        timm: timm keys, in concatenation order.
-        hf_rows: Rows of each HF tensor in units of C (hidden size).
-        timm_rows: Rows of each timm tensor in units of C.
-    """
-
-    hf: tuple[str, ...]
-    timm: tuple[str, ...]
-    hf_rows: tuple[int, ...]
-    timm_rows: tuple[int, ...]
-
-    def to_timm(self, tensors: list[Tensor], hidden: int) -> list[Tensor]:
-        return self._regroup(tensors, self.hf_rows, self.timm_rows, hidden)
-
-    def to_hf(self, tensors: list[Tensor], hidden: int) -> list[Tensor]:
-        return self._regroup(tensors, self.timm_rows, self.hf_rows, hidden)
-
-    @staticmethod
-    def _regroup(
-        tensors: list[Tensor], rows_in: tuple[int, ...], rows_out: tuple[int, ...], hidden: int
-    ) -> list[Tensor]:
-        for t, r in zip(tensors, rows_in):
-            if t.shape[0] != r * hidden:
-                raise CheckpointError(f"expected {r * hidden} rows, got tensor of shape {tuple(t.shape)}")
-        return list(torch.cat(tensors, 0).split([r * hidden for r in rows_out], 0))
-
-
-SIGLIP_CONCATS: tuple[Concat, ...] = tuple(
-    Concat(
-        hf=tuple(f"encoder.layers.{{}}.self_attn.{p}_proj.{w}" for p in "qkv"),
-        timm=(f"blocks.{{}}.attn.qkv.{w}",),
-        hf_rows=(1, 1, 1),
-        timm_rows=(3,),
-    )
-    for w in ("weight", "bias")
-) + tuple(
-    Concat(
-        hf=(f"head.attention.in_proj_{w}",),
-        timm=(f"attn_pool.q.{w}", f"attn_pool.kv.{w}"),
-        hf_rows=(3,),
-        timm_rows=(1, 2),
-    )
-    for w in ("weight", "bias")
+# The pooling head keeps HF's names (see MapHead); listed for the key map.
+_HEAD_KEYS = (
+    "probe",
+    "attention.in_proj_weight",
+    "attention.in_proj_bias",
+    "attention.out_proj.weight",
+    "attention.out_proj.bias",
+    "layernorm.weight",
+    "layernorm.bias",
+    "mlp.fc1.weight",
+    "mlp.fc1.bias",
+    "mlp.fc2.weight",
+    "mlp.fc2.bias",
 )
 
 
-def _expand(template: str, depth: int) -> list[tuple[str, str]]:
-    """[(layer, key)] for a template: every layer when it has "{}", else the key once."""
-    if "{}" in template:
-        return [(str(i), template.format(i)) for i in range(depth)]
-    return [("", template)]
-
-
-def siglip_key_pairs(cfg: SiglipConfig) -> list[tuple[str, str]]:
-    """Every (HF key, timm key) one-to-one pair for a tower of this config."""
-    pairs = []
-    for hf, tm in SIGLIP_KEY_MAP.items():
-        if (hf.startswith("head.")) and not cfg.use_head:
-            continue
-        for layer, hf_key in _expand(hf, cfg.num_hidden_layers):
-            pairs.append((hf_key, tm.format(layer) if layer else tm))
-    return pairs
-
-
-def siglip_concats(cfg: SiglipConfig) -> list[tuple[Concat, list[str], list[str]]]:
-    """Every concatenation transform for a tower of this config, with its expanded (HF keys, timm keys)."""
-    out = []
-    for c in SIGLIP_CONCATS:
-        if c.hf[0].startswith("head.") and not cfg.use_head:
-            continue
-        layers = [str(i) for i in range(cfg.num_hidden_layers)] if "{}" in c.hf[0] else [""]
-        for layer in layers:
-            out.append((c, [k.format(layer) for k in c.hf], [k.format(layer) for k in c.timm]))
-    return out
-
-
-def siglip_hf_to_timm(
-    state: Mapping[str, Tensor], cfg: SiglipConfig, *, source: str = "checkpoint"
-) -> dict[str, Tensor]:
-    """Convert an HF `SiglipVisionModel` state dict (keys without a prefix) to timm names.
+def siglip_key_map(cfg: SiglipConfig, *, ours: str = "", hf: str = "") -> KeyMap:
+    """Key map of a `SiglipTower` against HF `SiglipVisionModel` names.
 
     Args:
-        state: HF tensors, e.g. `embeddings.patch_embedding.weight`.
-        cfg: The tower's config (decides depth and the head).
-        source: Name of the file or prefix, for error messages.
+        cfg: The tower's config (depth; whether it has the head).
+        ours: Prefix of the tower inside our model (e.g. "vision_model.").
+        hf: Prefix of the tower in the checkpoint (e.g. "vision_model.vision_model." for Eagle, saved by
+            transformers 4.x; "" for a `SiglipVisionModel` saved by transformers 5).
 
     Returns:
-        State dict for `build_siglip_tower(cfg)`.
-
-    Raises:
-        CheckpointError: a key is missing or unknown, naming it.
+        The KeyMap: one rule per tensor, plus the fused q/k/v rule per block (sizes C, C, C along dim 0).
     """
-    remaining = dict(state)
-    out: dict[str, Tensor] = {}
-    try:
-        for hf_key, tm_key in siglip_key_pairs(cfg):
-            t = remaining.pop(hf_key)
-            out[tm_key] = t.unsqueeze(0) if tm_key in _RESHAPE else t
-        for c, hf_keys, tm_keys in siglip_concats(cfg):
-            out.update(zip(tm_keys, c.to_timm([remaining.pop(k) for k in hf_keys], cfg.hidden_size)))
-    except KeyError as e:
-        raise CheckpointError(f"{source}: missing vision tower key {e.args[0]!r}") from None
-    if remaining:
-        raise CheckpointError(f"{source}: unknown vision tower key(s) {sorted(remaining)[:5]}")
-    return out
-
-
-def siglip_timm_to_hf(state: Mapping[str, Tensor], cfg: SiglipConfig) -> dict[str, Tensor]:
-    """The reverse of `siglip_hf_to_timm`: timm names -> HF names (unprefixed)."""
-    remaining = dict(state)
-    out: dict[str, Tensor] = {}
-    try:
-        for hf_key, tm_key in siglip_key_pairs(cfg):
-            t = remaining.pop(tm_key)
-            out[hf_key] = t.squeeze(0) if tm_key in _RESHAPE else t
-        for c, hf_keys, tm_keys in siglip_concats(cfg):
-            out.update(zip(hf_keys, c.to_hf([remaining.pop(k) for k in tm_keys], cfg.hidden_size)))
-    except KeyError as e:
-        raise CheckpointError(f"vision tower is missing parameter {e.args[0]!r}") from None
-    if remaining:
-        raise CheckpointError(f"vision tower has unmapped parameter(s) {sorted(remaining)[:5]}")
-    return out
+    km = KeyMap()
+    c = cfg.hidden_size
+    for hf_name, our_name in SIGLIP_KEY_MAP.items():
+        layers = range(cfg.num_hidden_layers) if "{}" in hf_name else [None]
+        for i in layers:
+            km.add(ours + our_name.format(i), hf + hf_name.format(i))
+    for i in range(cfg.num_hidden_layers):
+        for w in ("weight", "bias"):
+            qkv = [f"{hf}encoder.layers.{i}.self_attn.{p}_proj.{w}" for p in "qkv"]
+            km.add(f"{ours}vit.blocks.{i}.attn.qkv.{w}", *qkv, sizes=(c, c, c))
+    if cfg.use_head:
+        for k in _HEAD_KEYS:
+            km.add(f"{ours}head.{k}", f"{hf}head.{k}")
+    else:
+        km.ignore_hf = (f"{hf}head.*",)  # a stored but disabled head is unused by every consumer of the features
+    return km
