@@ -325,7 +325,8 @@ _ANSWER_KEYWORD = re.compile(
 _WHOLE_LETTER = re.compile(r"^\W*([A-Za-z])\W*$")  # the reply is just a letter: "B", "(b)", "B."
 _LEADING_LETTER = re.compile(r"^\s*\(?([A-Z])(?:\)|[.:](?=\s|$))")  # "B) ...", "(B) ...", "B. ...", "B: ..."
 _PAREN_LETTER = re.compile(r"\(([A-Z])\)")  # "(B)" anywhere
-_LETTER_TIERS = (_ANSWER_KEYWORD, _WHOLE_LETTER, _LEADING_LETTER, _PAREN_LETTER)
+# A leading label and "(X)" elsewhere share a tier, so "(A) or (B)" is a conflict rather than "A".
+_LETTER_TIERS = ((_ANSWER_KEYWORD,), (_WHOLE_LETTER,), (_LEADING_LETTER, _PAREN_LETTER))
 _ANSWER_PHRASE = re.compile(r"^(?:the\s+)?(?:correct\s+)?(?:answer|option|choice)\s*(?:is\s*)?")
 
 
@@ -336,8 +337,8 @@ def normalize_text(text: str) -> str:
 
 def _letter(reply: str, n: int) -> int | None | bool:
     """Option position named by a letter; None when no letter is named; False when the letters conflict."""
-    for pattern in _LETTER_TIERS:
-        letters = {m.upper() for m in pattern.findall(reply)}
+    for tier in _LETTER_TIERS:
+        letters = {m.upper() for pattern in tier for m in pattern.findall(reply)}
         letters = {c for c in letters if LETTERS.index(c) < n}
         if len(letters) == 1:
             return LETTERS.index(letters.pop())
