@@ -82,6 +82,23 @@ def _finish(text: str, charset: str) -> Decoded:
     return Decoded(fixed, charset, fixed != text and fixed != _XML_DECL.sub("", text, count=1))
 
 
+_CONTROL = bytes(set(range(32)) - {9, 10, 12, 13, 27})
+
+
+def looks_binary(data: bytes) -> bool:
+    """True for payloads that are not text in any encoding: NUL bytes, or > 10% control bytes in the first 4 KiB.
+
+    Checked on the bytes, before decoding, because a permissive charset (latin-1 and friends) decodes anything.
+    UTF-16 (which has NULs) is recognised by its BOM and passes.
+    """
+    head = data[:4096]
+    if not head or head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return False
+    if b"\x00" in head:
+        return True
+    return sum(head.count(c) for c in _CONTROL) > 0.1 * len(head)
+
+
 def detect_type(text: str, *, mime: str | None = None, url: str | None = None) -> ContentType:
     """Classify decoded content as HTML, plain text, a Jupyter notebook, or other (binary-looking).
 

@@ -17,6 +17,7 @@ Benchmark files are JSONL; each item's text is the concatenation of the fields i
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -114,15 +115,26 @@ def load_benchmark_texts(paths: Sequence[str | Path], fields: Sequence[str] = BE
     return items
 
 
-def windows(text: str, size: int) -> list[str]:
+def window_sizes(bench_texts: Sequence[str], ratio: float = 1.25) -> list[int]:
+    """Word-window sizes covering the benchmark item lengths on a geometric grid (every item length is within a
+    factor `ratio` of some size), so each possible copy has a window of about its own length."""
+    sizes = set()
+    for t in bench_texts:
+        n = max(len(t.split()), 1)
+        sizes.add(max(1, round(ratio ** round(math.log(n) / math.log(ratio)))))
+    return sorted(sizes)
+
+
+def windows(text: str, sizes: Sequence[int]) -> list[str]:
     """Pieces of a document to compare with benchmark items: each paragraph, each pair of adjacent paragraphs, and
-    word windows of `size` words at stride size // 4 (so a copy of about `size` words is >= 3/4 inside one)."""
+    word windows of each size at stride size // 8 (so a copy of about that size is >= 7/8 inside one window)."""
     paras = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
     out = paras + [a + "\n\n" + b for a, b in zip(paras, paras[1:])]
     words = text.split()
-    if len(words) > size:
-        stride = max(size // 4, 1)
-        out += [" ".join(words[i:i + size]) for i in range(0, len(words) - size + stride, stride)]
+    for size in sizes:
+        if len(words) > size:
+            stride = max(size // 8, 1)
+            out += [" ".join(words[i:i + size]) for i in range(0, len(words) - size + stride, stride)]
     return out or [text]
 
 
@@ -138,20 +150,18 @@ class DecontamStage:
     name: str = "decontam"
     batch_size: int = 32
     threshold: float = 0.9
-    window_words: int = 0  # 0: the median benchmark item length in words
     _bench: torch.Tensor = field(init=False, repr=False)
+    _sizes: list[int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._bench = self.embedder.embed(self.benchmark_texts)  # (m, dim)
-        if self.window_words <= 0:
-            lengths = sorted(len(t.split()) for t in self.benchmark_texts)
-            self.window_words = max(lengths[len(lengths) // 2], 8)
+        self._sizes = window_sizes(self.benchmark_texts)
 
     def process_batch(self, records: list[dict[str, Any]], wheres: list[str]) -> list[Result]:
         wins: list[str] = []
         owner: list[int] = []
         for i, (rec, where) in enumerate(zip(records, wheres)):
-            w = windows(require(rec, "text", where), self.window_words)
+            w = windows(require(rec, "text", where), self._sizes)
             wins.extend(w)
             owner.extend([i] * len(w))
         sims = self.embedder.embed(wins) @ self._bench.T  # (windows, m)

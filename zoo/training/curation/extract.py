@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from zoo.errors import ZooError
-from zoo.training.curation.decode import decode_bytes, detect_type, flatten_notebook
+from zoo.training.curation.decode import decode_bytes, detect_type, flatten_notebook, looks_binary
 from zoo.training.curation.mathhtml import rewrite_math
 from zoo.training.curation.stage import Drop, Result, require
 
@@ -114,6 +114,8 @@ class ExtractStage:
                 raw = base64.b64decode(require(rec, "payload_b64", where), validate=True)
             except ValueError as e:
                 raise ZooError(f"{where}: field 'payload_b64' is not valid base64 ({e})") from None
+            if looks_binary(raw):
+                return Drop("binary")
             dec = decode_bytes(raw, header_charset=rec.get("header_charset"))
             text, charset, repaired = dec.text, dec.charset, dec.repaired
         elif "html" in rec:
