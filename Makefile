@@ -12,6 +12,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
+	$(BIN)/pip install -q --no-deps bfcl-eval==2026.3.23  # BFCL data + AST checker; its pinned deps are not needed (zoo/eval/bfcl.py)
 	-command -v lynx >/dev/null || (command -v apt-get >/dev/null && (apt-get install -y -q lynx >/dev/null 2>&1 || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q lynx >/dev/null 2>&1)))
 	touch $(STAMP)
 
