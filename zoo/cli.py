@@ -17,6 +17,7 @@ COMMANDS: list[str] = [
     "models",  # list, info
     "card",  # card NAME [--write], card --all --write|--check
     "push",  # push PATH REPO_ID
+    "eval",  # eval TASK --model NAME|PATH --data FILE.jsonl --out DIR
 ]
 
 
