@@ -360,7 +360,14 @@ def _merge(base: yaml.MappingNode, over: yaml.MappingNode) -> yaml.MappingNode:
 
 
 def load_recipe(path: str | Path, *, tiny: bool = False, overrides: dict[str, Any] | None = None) -> RecipeConfig:
-    """Read a recipe YAML into a validated `RecipeConfig`.
+    """Read a recipe YAML into a validated `RecipeConfig` (pretrain / sft stages); see `load_config`."""
+    cfg = load_config(path, RecipeConfig, tiny=tiny, overrides=overrides)
+    _resolve_paths(cfg, Path(path).parent)
+    return cfg
+
+
+def load_config(path: str | Path, cls: type, *, tiny: bool = False, overrides: dict[str, Any] | None = None) -> Any:
+    """Read a recipe YAML into the typed dataclass `cls` (any stage: pretrain, sft, distill, grpo, ...).
 
     Args:
         path: The YAML file.
@@ -400,9 +407,7 @@ def load_recipe(path: str | Path, *, tiny: bool = False, overrides: dict[str, An
                 over = yaml.MappingNode("tag:yaml.org,2002:map", [(yaml.ScalarNode("tag:yaml.org,2002:str", part),
                                                                     over)])
             root = _merge(root, over)
-    cfg = _build(RecipeConfig, root, path, "")
-    _resolve_paths(cfg, path.parent)
-    return cfg
+    return _build(cls, root, path, "")
 
 
 def _resolve_paths(cfg: RecipeConfig, base: Path) -> None:
