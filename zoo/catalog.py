@@ -214,6 +214,21 @@ register(Entry(
     tiny=tiny_llama_like("qwen2"), chat_format="chatml", paper=("2505.20161",), license=NVIDIA_OPEN,
     base_model="Qwen/Qwen2.5-Math-7B", tags=("math", "synthetic-data")))
 
+def tiny_eagle(text_config: dict) -> dict:
+    """A tiny eagle_2_5_vl config: SigLIP 32-wide x 2 layers at 56 px tiles (4 tokens per tile) on `text_config`.
+
+    The text vocabulary grows to 520 so the tiny tokenizer's 512 ids plus `<img>`, `</img>`, `<IMG_CONTEXT>`
+    (ids 512..514, added by the model's tiny processor) fit.
+    """
+    return {"architectures": ["Eagle2_5_VLForConditionalGeneration"], "model_type": "eagle_2_5_vl",
+            "downsample_ratio": 0.5, "force_image_size": 56, "select_layer": -1, "use_pixel_shuffle": True,
+            "max_dynamic_tiles": 6, "min_dynamic_tiles": 1, "use_thumbnail": True, "image_token_index": 514,
+            "vision_config": {"model_type": "siglip_vision_model", "hidden_size": 32, "num_hidden_layers": 2,
+                              "num_attention_heads": 2, "intermediate_size": 64, "patch_size": 14, "image_size": 56,
+                              "hidden_act": "gelu_pytorch_tanh", "layer_norm_eps": 1e-6, "vision_use_head": False},
+            "text_config": {**text_config, "vocab_size": 520}, "torch_dtype": "float32"}
+
+
 # ---------------------------------------------------------------------- multimodal (encoders: zoo.vision, zoo.audio)
 register(Entry(
     name="eagle2.5-8b", family="eagle_2_5_vl", hub_repo="nvidia/Eagle2.5-8B",
@@ -225,8 +240,13 @@ register(Entry(
                               "num_attention_heads": 16, "intermediate_size": 4304, "patch_size": 14,
                               "image_size": 448, "hidden_act": "gelu_pytorch_tanh", "layer_norm_eps": 1e-6},
             "text_config": llama_like("qwen2", **QWEN7B, rope_theta=1e6, max_pos=131072, eps=1e-6, eos=151645)},
-    tiny={}, chat_format="chatml", paper=("2504.15271",), license=NVIDIA_OPEN, recipes=("sft",),
-    base_model="Qwen/Qwen2.5-7B-Instruct", tags=("vision", "video", "eagle")))
+    tiny=tiny_eagle(tiny_llama_like("qwen2")), chat_format="chatml", paper=("2504.15271",), license=NVIDIA_OPEN,
+    recipes=("sft",), base_model="Qwen/Qwen2.5-7B-Instruct", tags=("vision", "video", "eagle")))
+register(Entry(
+    name="nano-vl-tiny", family="eagle_2_5_vl",
+    description="Tiny Eagle-style VLM on a hybrid Nemotron-H backbone (SigLIP-tiny + pixel-shuffle mlp1), random.",
+    config=tiny_eagle(tiny_nemotron_h("M-M*-")), tiny=tiny_eagle(tiny_nemotron_h("M-M*-")), chat_format="chatml",
+    paper=("2504.15271", "2504.03624"), license="apache-2.0", tags=("vision", "video", "eagle", "hybrid")))
 register(Entry(
     name="qwen2-audio-7b", family="qwen2_audio", hub_repo="Qwen/Qwen2-Audio-7B-Instruct",
     description="Qwen2-Audio-7B-Instruct: Whisper-large-v3-style encoder + projector + Qwen2-7B.",

@@ -22,6 +22,7 @@ ARCHITECTURES: dict[str, str] = {
     "llama": "zoo.modeling:CausalLM",
     "qwen2": "zoo.modeling:CausalLM",
     "nemotron-nas": "zoo.modeling:CausalLM",
+    "eagle_2_5_vl": "zoo.vision.model:EagleVLModel",
 }
 
 

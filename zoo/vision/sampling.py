@@ -57,7 +57,7 @@ class FramePlan:
         return len(self.indices)
 
 
-def _clip_range(total_frames: int, native_fps: float, start: float | None, end: float | None) -> tuple[int, int]:
+def clip_range(total_frames: int, native_fps: float, start: float | None, end: float | None) -> tuple[int, int]:
     """First and last frame index (inclusive) shown within [start, end] seconds."""
     first = 0 if start is None else math.ceil(start * native_fps - 1e-9)
     last = total_frames - 1 if end is None else math.floor(end * native_fps + 1e-9)
@@ -128,7 +128,7 @@ def plan_frames(
     """
     if total_frames <= 0:
         raise ValueError(f"video has {total_frames} frames")
-    first, last = _clip_range(total_frames, native_fps, start, end)
+    first, last = clip_range(total_frames, native_fps, start, end)
     clip = last - first + 1
     n = frame_count(
         clip, native_fps, target_fps=target_fps, min_frames=min_frames, max_frames=max_frames, frame_factor=frame_factor
