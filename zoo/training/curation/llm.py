@@ -5,8 +5,9 @@ OpenAI-compatible HTTP endpoint (vLLM, TGI, llama.cpp server, ...), behind one t
 defaults are the Nemotron-CC-Math cleanup settings (T 0.7, top-p 0.8, top-k 20).
 
 `ModelGenerator` drives any causal LM module with `model(input_ids).logits` (a `zoo.load(...)` model or a plain
-`nn.Module`) with a plain sampling loop that recomputes the prefix each step: no cache, so it works on any
-backbone; curation uses it at tiny scale, and real runs point at a served endpoint instead.
+`nn.Module`): zoo models (they have `new_cache`) go through `zoo.generate.generate`, batched over the hybrid
+cache; any other module gets a plain sampling loop that recomputes the prefix each step. Curation uses local
+models at tiny scale; real runs point at a served endpoint.
 """
 
 from __future__ import annotations
@@ -135,6 +136,17 @@ class ModelGenerator:
 
     @torch.no_grad()
     def generate(self, prompts: list[str]) -> list[str]:
+        if not prompts:
+            return []
+        if hasattr(self.model, "new_cache"):
+            from zoo.generate import generate
+
+            self._calls = getattr(self, "_calls", 0) + 1
+            eos = getattr(self.tokenizer, "eos_token_id", None)
+            outs = generate(self.model, [self.encode_prompt(p) for p in prompts], max_new_tokens=self.max_new_tokens,
+                            temperature=self.temperature, top_p=self.top_p, top_k=self.top_k or 0,
+                            seed=self.seed * 1_000_003 + self._calls)
+            return [self.tokenizer.decode([t for t in o if t != eos], skip_special_tokens=True) for o in outs]
         return [self._one(p) for p in prompts]
 
     def _one(self, prompt: str) -> str:
