@@ -163,7 +163,7 @@ class _Run:
         if self.on_text is None:
             return
         if hold_newline:  # under a thinking budget the text after the last newline may still be cut
-            text = text[: text.rfind("\n") + 1]
+            text = text[: max(text.rfind("\n"), 0)]
         if not text.startswith(self.shown):
             # A budget cut removed text that was shown already; continue from the common part.
             n = 0
