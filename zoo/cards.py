@@ -71,15 +71,15 @@ class ChatFormatDoc:
 
     Attributes:
         summary: one paragraph on the turn layout.
-        toggle: how reasoning is switched on/off ("" when the format has no switch).
-        off_example: a user message (or system text) that turns reasoning off, used in the example code.
-        off_in_system: whether `off_example` must be the system message rather than the user text.
+        toggle: how reasoning is switched on/off, in the format's own terms and through `m.chat(thinking=...)`.
+        switch_off: whether `thinking=False` is meaningful (the example code shows it).
+        budget: whether the format supports `thinking_budget` (reasoning inside `<think>...</think>`).
     """
 
     summary: str
     toggle: str
-    off_example: str = ""
-    off_in_system: bool = False
+    switch_off: bool = False
+    budget: bool = False
 
 
 CHAT_FORMATS: dict[str, ChatFormatDoc] = {
@@ -87,33 +87,40 @@ CHAT_FORMATS: dict[str, ChatFormatDoc] = {
         summary="Turns are `<SPECIAL_10>System`, `<SPECIAL_11>User`, `<SPECIAL_11>Assistant` blocks; a system block "
         "is always present. Tools go in `<AVAILABLE_TOOLS>[...]</AVAILABLE_TOOLS>`, calls come back as "
         "`<TOOLCALL>[...]</TOOLCALL>`.",
-        toggle="Reasoning is on by default. Put `/think` or `/no_think` in a system or user message (the last one "
-        "wins); with reasoning off the assistant turn starts with an empty `<think></think>`. "
-        "`thinking_budget=N` caps the reasoning client-side, then closes `</think>` and lets the model answer.",
-        off_example="What is 17 * 23? /no_think",
+        toggle="Reasoning is on by default. `/think` or `/no_think` in a system or user message switches it (the "
+        "last one wins); with reasoning off the assistant turn starts with an empty `<think></think>`. "
+        "`m.chat(..., thinking=False)` adds the flag for you; `thinking_budget=N` caps the reasoning client-side, "
+        "then closes `</think>` and lets the model answer.",
+        switch_off=True,
+        budget=True,
     ),
     "llama-nemotron": ChatFormatDoc(
         summary="Llama-3 header turns (`<|start_header_id|>role<|end_header_id|>`, `<|eot_id|>`).",
-        toggle="Reasoning is switched only by the system prompt: `detailed thinking on` or `detailed thinking off`. "
-        "With it on the reply carries `<think>...</think>` before the answer.",
-        off_example="detailed thinking off",
-        off_in_system=True,
+        toggle="Reasoning is switched only by the system prompt: `detailed thinking on` or `detailed thinking off` "
+        "(`m.chat(..., thinking=True|False)` writes it). With it on the reply carries `<think>...</think>` before "
+        "the answer.",
+        switch_off=True,
+        budget=True,
     ),
     "llama-nemotron-v1.5": ChatFormatDoc(
         summary="Llama-3 header turns; tools in `<AVAILABLE_TOOLS>[...]</AVAILABLE_TOOLS>`, calls in "
         "`<TOOLCALL>[...]</TOOLCALL>`.",
         toggle="Reasoning is on by default; `/no_think` in the system message turns it off (the generation prompt is "
-        "then pre-filled with an empty think block), `/think` turns it back on.",
-        off_example="/no_think",
-        off_in_system=True,
+        "then pre-filled with an empty think block), `/think` turns it back on; `m.chat(..., thinking=False)` sets "
+        "the flag.",
+        switch_off=True,
+        budget=True,
     ),
     "deepseek-r1": ChatFormatDoc(
         summary="DeepSeek-R1-Distill turns: `<｜User｜>` question `<｜Assistant｜>`, no system prompt.",
-        toggle="No switch: the prompt ends with `<think>` and the model always reasons before answering.",
+        toggle="No switch: the prompt ends with `<think>` and the model always reasons before answering "
+        "(`thinking=False` is refused).",
+        budget=True,
     ),
     "chatml": ChatFormatDoc(
         summary="ChatML turns: `<|im_start|>role ... <|im_end|>`; tools in `<tools>`, calls in `<tool_call>`.",
-        toggle="No switch in the format itself: models trained to reason open their reply with `<think>`.",
+        toggle="No switch in the format itself: `m.chat(..., thinking=True)` pre-fills `<think>` for models trained "
+        "to reason that way.",
     ),
 }
 
@@ -200,6 +207,11 @@ class CardFacts:
     tags: tuple[str, ...] = field(default_factory=tuple)
     has_tiny: bool = False
     is_release: bool = False  # a card for an upload of a loaded model, not the registry card of an entry
+    random_only: bool = False  # an entry without weights: zoo.load builds it with random init (tiny=True)
+
+    @property
+    def pipeline_tag(self) -> str:
+        return _PIPELINE_TAGS.get(self.model_type, "text-generation")
 
     @property
     def model_type(self) -> str:
@@ -348,6 +360,7 @@ def facts_from_entry(entry: Any, results: dict[str, list[dict[str, Any]]] | None
     """Gather the card facts of a registry entry (`zoo.registry.Entry`)."""
     results = load_results() if results is None else results
     hf_config = dict(entry.config or entry.tiny)
+    random_only = not entry.hub_repo and entry.local_dir is None
     return CardFacts(
         title=entry.name,
         entry_name=entry.name,
@@ -363,9 +376,11 @@ def facts_from_entry(entry: Any, results: dict[str, list[dict[str, Any]]] | None
         recipes=recipe_summaries(entry.name, tuple(entry.recipes or ())),
         results=_result_rows(entry, results),
         base_model=entry.base_model,
-        load_code=f'm = zoo.load("{entry.name}")',
+        # entries with no published or shipped weights exist only as random-init tiny models
+        load_code=(f'm = zoo.load("{entry.name}", tiny=True)' if random_only else f'm = zoo.load("{entry.name}")'),
         tags=(entry.family, *entry.tags),
-        has_tiny=bool(entry.tiny),
+        has_tiny=bool(entry.tiny) and not random_only,
+        random_only=random_only,
     )
 
 
@@ -428,7 +443,7 @@ def front_matter(facts: CardFacts) -> dict[str, Any]:
         if facts.license in _LICENSE_LINKS:
             meta["license_link"] = _LICENSE_LINKS[facts.license]
     meta["library_name"] = "transformers"
-    meta["pipeline_tag"] = _PIPELINE_TAGS.get(facts.model_type, "text-generation")
+    meta["pipeline_tag"] = facts.pipeline_tag
     if facts.base_model:
         meta["base_model"] = facts.base_model
         if facts.lineage is not None:
@@ -436,7 +451,8 @@ def front_matter(facts: CardFacts) -> dict[str, Any]:
     tags = ["nemotron-zoo", "nvidia", facts.model_type, *facts.tags]
     if facts.chat_format:
         tags.append(facts.chat_format)
-        if CHAT_FORMATS.get(facts.chat_format, ChatFormatDoc("", "")).toggle and facts.chat_format != "chatml":
+        doc = CHAT_FORMATS.get(facts.chat_format)
+        if doc is not None and doc.budget:  # formats whose replies reason inside <think>
             tags.append("reasoning")
     if facts.lineage is not None:
         tags.append(facts.lineage.relation)
@@ -522,7 +538,10 @@ _TEMPLATE = """\
 {% else %}This card is generated by nemotron-zoo. {% endif -%}
 The weights use the upstream Hugging Face layout (sharded safetensors with an index, `config.json`), so \
 `zoo.load`{% if native %}, transformers{% endif %} and vLLM read the same files.
-{% if not f.is_release and f.repo_id %}
+{% if f.random_only %}
+This entry has no published weights: `zoo.load("{{ f.entry_name }}", tiny=True)` builds it with random weights, \
+for tests, examples and laptops.
+{% endif %}{% if not f.is_release and f.repo_id %}
 Checkpoint: [{{ f.repo_id }}](https://huggingface.co/{{ f.repo_id }}){% if f.revision %} at revision \
 `{{ f.revision }}`{% endif %}.
 {% endif %}{% if f.lineage %}
@@ -574,12 +593,13 @@ None: a base model. Prompt it with plain text (`m.generate`), not `m.chat`.
 import zoo
 
 {{ f.load_code }}
-{% if chat %}reply = m.chat("Solve 2x + 3 = 7.")
+{% if chat %}reply = m.chat("Solve 2x + 3 = 7."{% if chat.budget %}, thinking_budget=512{% endif %})
 print(reply.reasoning)
 print(reply.text)
-{% if chat.off_example and not chat.off_in_system %}fast = m.chat("{{ chat.off_example }}")  # reasoning off
-{% elif chat.off_example %}fast = m.chat([{"role": "system", "content": "{{ chat.off_example }}"},
-               {"role": "user", "content": "What is 17 * 23?"}])  # reasoning off
+{% if chat.switch_off %}fast = m.chat("What is 17 * 23?", thinking=False)  # reasoning off
+{% endif %}{% if f.pipeline_tag == "image-text-to-text" %}seen = m.chat("Describe this image.", images=["photo.jpg"])
+clip = m.chat("What happens in this video?", videos=["clip.mp4"])
+{% elif f.pipeline_tag == "audio-text-to-text" %}heard = m.chat("What can you hear?", audios=["clip.wav"])
 {% endif %}{% else %}ids = m.tokenizer("The capital of France is", return_tensors="pt").input_ids
 out = m.generate(ids, max_new_tokens=16)
 {% endif %}```
