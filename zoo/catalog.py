@@ -229,6 +229,20 @@ def tiny_eagle(text_config: dict) -> dict:
             "text_config": {**text_config, "vocab_size": 520}, "torch_dtype": "float32"}
 
 
+def tiny_qwen2_audio(text_config: dict) -> dict:
+    """A tiny qwen2_audio config: the 128-mel, 30 s Whisper front end with a 32-wide x 2-layer encoder on `text_config`.
+
+    The text vocabulary grows to 520 so the tiny tokenizer's 512 ids plus `<|AUDIO|>`, `<|audio_bos|>`,
+    `<|audio_eos|>` (ids 512..514, added by the model's tiny processor) fit.
+    """
+    return {"architectures": ["Qwen2AudioForConditionalGeneration"], "model_type": "qwen2_audio",
+            "audio_token_index": 512,
+            "audio_config": {"model_type": "qwen2_audio_encoder", "num_mel_bins": 128, "d_model": 32,
+                             "encoder_layers": 2, "encoder_attention_heads": 2, "encoder_ffn_dim": 64,
+                             "max_source_positions": 1500, "activation_function": "gelu", "scale_embedding": False},
+            "text_config": {**text_config, "vocab_size": 520}, "torch_dtype": "float32"}
+
+
 # ---------------------------------------------------------------------- multimodal (encoders: zoo.vision, zoo.audio)
 register(Entry(
     name="eagle2.5-8b", family="eagle_2_5_vl", hub_repo="nvidia/Eagle2.5-8B",
@@ -257,5 +271,11 @@ register(Entry(
                              "max_source_positions": 1500},
             "text_config": llama_like("qwen2", hidden=4096, layers=32, heads=32, kv=32, inter=11008, vocab=156032,
                                       rope_theta=10000.0, max_pos=8192, eps=1e-5, bos=151643, eos=151645)},
-    tiny={}, chat_format="chatml", paper=("2407.10759",), license="apache-2.0", recipes=("aqa",),
-    tags=("audio", "aqa")))
+    tiny=tiny_qwen2_audio(tiny_llama_like("qwen2")), chat_format="chatml", paper=("2407.10759",),
+    license="apache-2.0", recipes=("aqa",), tags=("audio", "aqa")))
+register(Entry(
+    name="nano-audio-tiny", family="qwen2_audio",
+    description="Tiny audio-language model: the Qwen2-Audio encoder + projector on a hybrid Nemotron-H backbone, random.",
+    config=tiny_qwen2_audio(tiny_nemotron_h("M-M*-")), tiny=tiny_qwen2_audio(tiny_nemotron_h("M-M*-")),
+    chat_format="chatml", paper=("2407.10759", "2504.03624"), license="apache-2.0", recipes=("aqa",),
+    tags=("audio", "aqa", "hybrid")))

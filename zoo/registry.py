@@ -23,6 +23,7 @@ ARCHITECTURES: dict[str, str] = {
     "qwen2": "zoo.modeling:CausalLM",
     "nemotron-nas": "zoo.modeling:CausalLM",
     "eagle_2_5_vl": "zoo.vision.model:EagleVLModel",
+    "qwen2_audio": "zoo.audio.model:AudioLanguageModel",
 }
 
 

@@ -644,12 +644,17 @@ def chat_answerer(model: Any, *, max_new_tokens: int = 32, **chat_kwargs: Any) -
 
 def likelihood_scorer(model: Any) -> Scorer:
     """Likelihood-mode scorer from a loaded audio-language model providing `option_logprobs(prompt, audios,
-    continuations) -> list[float]` (mean log-probability per continuation token; see `zoo.audio.model`)."""
+    continuations) -> list[float]` (mean log-probability per continuation token; see `zoo.audio.model`).
+    The question is rendered as one user turn with the model's chat format, as `model.chat` does."""
     if not hasattr(model, "option_logprobs"):
         raise ZooError(f"{type(model).__name__} cannot score options by likelihood (no option_logprobs method)")
 
+    from zoo.chat import build_prompt
+
     def score(q: AQAQuery, continuations: list[str]) -> list[float]:
-        return list(model.option_logprobs(q.prompt, [str(q.item.audio)], continuations))
+        # The same rendering `model.chat` uses, so both modes see the question in the same chat turn.
+        prompt = build_prompt(model, q.prompt)
+        return list(model.option_logprobs(prompt, [str(q.item.audio)], continuations))
 
     return score
 
