@@ -244,6 +244,8 @@ class RecipeConfig:
     fp8: FP8Config = field(default_factory=FP8Config)
     sft: SFTConfig | None = None
     """Required for stage sft."""
+    prepare: str | None = None
+    """"module:function" called with (cfg, out_root) before the stage, e.g. to generate a synthetic corpus."""
 
     def __post_init__(self) -> None:
         if self.stage == "sft" and self.sft is None:
@@ -359,20 +361,35 @@ def _merge(base: yaml.MappingNode, over: yaml.MappingNode) -> yaml.MappingNode:
     return yaml.MappingNode(base.tag, out, base.start_mark, base.end_mark)
 
 
-def load_recipe(path: str | Path, *, tiny: bool = False, overrides: dict[str, Any] | None = None) -> RecipeConfig:
+def load_recipe(path: str | Path, *, tiny: bool = False, overrides: dict[str, Any] | None = None,
+                out: str | Path | None = None) -> RecipeConfig:
     """Read a recipe YAML into a validated `RecipeConfig` (pretrain / sft stages); see `load_config`."""
-    cfg = load_config(path, RecipeConfig, tiny=tiny, overrides=overrides)
+    cfg = load_config(path, RecipeConfig, tiny=tiny, overrides=overrides, out=out)
     _resolve_paths(cfg, Path(path).parent)
     return cfg
 
 
-def load_config(path: str | Path, cls: type, *, tiny: bool = False, overrides: dict[str, Any] | None = None) -> Any:
+def _substitute(node: yaml.Node, out: str) -> None:
+    if isinstance(node, yaml.ScalarNode) and isinstance(node.value, str) and "{out}" in node.value:
+        node.value = node.value.replace("{out}", out)
+    elif isinstance(node, yaml.SequenceNode):
+        for n in node.value:
+            _substitute(n, out)
+    elif isinstance(node, yaml.MappingNode):
+        for _, v in node.value:
+            _substitute(v, out)
+
+
+def load_config(path: str | Path, cls: type, *, tiny: bool = False, overrides: dict[str, Any] | None = None,
+                out: str | Path | None = None) -> Any:
     """Read a recipe YAML into the typed dataclass `cls` (any stage: pretrain, sft, distill, grpo, ...).
 
     Args:
         path: The YAML file.
         tiny: Deep-merge the file's `tiny:` profile over the full recipe.
         overrides: Dotted keys to values (`{"train.steps": 3}`), applied last (CLI `--set train.steps=3`).
+        out: The run root; every `{out}` in a string value becomes its absolute path, so the stages of one recipe
+            chain through it (`model.path: "{out}/pretrain/final"`). None leaves `{out}` as written.
 
     Raises:
         ConfigError: naming `file:line` for unknown fields, wrong types and failed cross-field checks.
@@ -407,13 +424,15 @@ def load_config(path: str | Path, cls: type, *, tiny: bool = False, overrides: d
                 over = yaml.MappingNode("tag:yaml.org,2002:map", [(yaml.ScalarNode("tag:yaml.org,2002:str", part),
                                                                     over)])
             root = _merge(root, over)
+    if out is not None:
+        _substitute(root, str(Path(out).resolve()))
     return _build(cls, root, path, "")
 
 
 def _resolve_paths(cfg: RecipeConfig, base: Path) -> None:
     # Data paths are relative to the recipe so a recipe directory can ship its own small data.
     for s in cfg.data.sources:
-        if not Path(s.path).is_absolute() and not s.path.startswith("zoo:"):
+        if not Path(s.path).is_absolute():
             s.path = str((base / s.path).resolve())
 
 
