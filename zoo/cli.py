@@ -15,9 +15,13 @@ from zoo.errors import ZooError
 # Subcommand modules under zoo.commands, in the order `zoo --help` lists them.
 COMMANDS: list[str] = [
     "models",  # list, info
+    "chat",  # chat NAME [PROMPT] [--think/--no-think] [--budget N] [--tools FILE]
+    "generate",  # generate NAME PROMPT
     "card",  # card NAME [--write], card --all --write|--check
     "push",  # push PATH REPO_ID
     "eval",  # eval TASK --model NAME|PATH --data FILE.jsonl --out DIR
+    "aqa",  # aqa --model NAME|PATH --data ITEMS --out DIR [--mode generation|likelihood] [--k 8]
+    "curate",  # curate ingest|extract|cleanup|quality|dedup|decontam|crossthink|blend|gvendi|prismatic|gvendi-study
 ]
 
 
