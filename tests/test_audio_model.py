@@ -237,7 +237,7 @@ def test_nano_audio_tiny_roundtrip_and_gradients(tmp_path):
     assert not model.audio_tower.embed_positions.weight.requires_grad  # frozen, as upstream
 
 
-def test_aqa_end_to_end_on_tiny_model(tmp_path, monkeypatch):
+def test_aqa_end_to_end_on_tiny_model(tmp_path):
     import argparse
 
     from zoo.audio import aqa
@@ -249,13 +249,14 @@ def test_aqa_end_to_end_on_tiny_model(tmp_path, monkeypatch):
     res = aqa.evaluate(items, mode="likelihood", score=aqa.likelihood_scorer(model), k=2)
     assert 0.0 <= res.metrics["macro"]["accuracy_mean"] <= 1.0
     assert all(r.scores is not None and all(s < 0 for s in r.scores) for r in res.records)
-    # The CLI path: generation mode through model.chat, files written.
-    monkeypatch.setattr(zoo.loading, "load", lambda *a, **k: model)
+    # The command line (`zoo aqa`): generation mode through model.chat on the real tiny entry, files written.
+    from zoo.commands import aqa as aqa_command
+
     parser = argparse.ArgumentParser()
-    aqa.add_arguments(parser)
-    args = parser.parse_args(["nano-audio-tiny", "--tiny", "--data", str(data), "--k", "2", "--limit", "2",
-                              "--max-new-tokens", "3", "--out", str(tmp_path / "out")])  # fmt: skip
-    assert aqa.main_eval(args) == 0
+    aqa_command.register(parser.add_subparsers())
+    args = parser.parse_args(["aqa", "--model", "nano-audio-tiny", "--tiny", "--data", str(data), "--k", "2",
+                              "--limit", "2", "--max-new-tokens", "3", "--out", str(tmp_path / "out")])  # fmt: skip
+    assert args.func(args) == 0
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["mode"] == "generation" and len(report["questions"]) == 2
     assert (tmp_path / "out" / "submission.csv").read_text().startswith("question,answer\n")

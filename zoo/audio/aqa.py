@@ -666,7 +666,7 @@ def likelihood_scorer(model: Any) -> Scorer:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of the AQA evaluation (for `zoo eval aqa` or a standalone parser)."""
-    parser.add_argument("model", help="zoo entry name or local checkpoint directory")
+    parser.add_argument("--model", required=True, help="zoo entry name or local checkpoint directory")
     parser.add_argument("--data", required=True, help="AQA items: .jsonl, .json or a directory of .json files")
     parser.add_argument("--part", choices=PARTS, default=None, help="part for items without a 'part' field")
     parser.add_argument("--mode", choices=("generation", "likelihood"), default="generation")
@@ -675,23 +675,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N questions")
     parser.add_argument("--max-new-tokens", type=int, default=32)
     parser.add_argument("--tiny", action="store_true", help="random-init tiny model (smoke test, no download)")
-    parser.add_argument("--out", default="aqa_out", help="directory for submission.csv and report.json")
+    parser.add_argument("--out", required=True, help="directory for submission.csv and report.json")
 
 
 def main_eval(args: argparse.Namespace) -> int:
     """Run the AQA evaluation from parsed arguments; prints the metrics table, writes the CSV and JSON report."""
     import zoo
 
-    items = load_aqa(args.data, part=args.part)
+    # getattr defaults: a caller such as `zoo eval aqa` may not define the AQA-only options.
+    mode, k = getattr(args, "mode", "generation"), getattr(args, "k", 8)
+    items = load_aqa(args.data, part=getattr(args, "part", None))
     if args.limit is not None:
         items = items[: args.limit]
-    model = zoo.load(args.model, tiny=args.tiny)
+    model = zoo.load(args.model, tiny=getattr(args, "tiny", False), seed=args.seed)
     model.eval()
-    if args.mode == "generation":
+    if mode == "generation":
         result = evaluate(items, mode="generation", answer=chat_answerer(model, max_new_tokens=args.max_new_tokens),
-                          k=args.k, seed=args.seed)  # fmt: skip
+                          k=k, seed=args.seed)  # fmt: skip
     else:
-        result = evaluate(items, mode="likelihood", score=likelihood_scorer(model), k=args.k, seed=args.seed)
+        result = evaluate(items, mode="likelihood", score=likelihood_scorer(model), k=k, seed=args.seed)
     out = Path(args.out)
     write_submission(result, out / "submission.csv")
     write_report(result, out / "report.json", model=str(args.model), data=str(args.data))
