@@ -79,8 +79,8 @@ def frame_count(
     """How many frames to sample from a clip of `clip_frames` frames.
 
     The count is duration * target_fps rounded to a multiple of `frame_factor`, clamped to [min_frames, max_frames]
-    (both rounded inward to multiples of `frame_factor`) and to the frames the clip has. A clip with at most
-    `min_frames` frames gives every frame it has, even an odd count.
+    (both rounded inward to multiples of `frame_factor`) and to the frames the clip has. When the clip or
+    `max_frames` is at or below the rounded-up minimum, that count is taken as is (possibly odd).
     """
     if clip_frames <= 0:
         raise ValueError(f"clip has {clip_frames} frames")
@@ -91,11 +91,10 @@ def frame_count(
             f"need 1 <= min_frames <= max_frames and frame_factor >= 1, got {min_frames}, {max_frames}, {frame_factor}"
         )
     lo = frame_factor * math.ceil(min_frames / frame_factor)
-    if clip_frames <= lo:
-        return clip_frames
-    hi = frame_factor * (min(max_frames, clip_frames) // frame_factor)
-    if hi < lo:  # max_frames below the rounded-up minimum: the ceiling wins over the factor
-        return min(max_frames, clip_frames)
+    cap = min(max_frames, clip_frames)
+    if cap <= lo:  # a clip (or ceiling) at or below the rounded-up minimum: take what it allows
+        return cap
+    hi = frame_factor * (cap // frame_factor)  # >= lo, since lo is a multiple of frame_factor below cap
     wanted = frame_factor * round(clip_frames / native_fps * target_fps / frame_factor)
     return max(lo, min(hi, wanted))
 
