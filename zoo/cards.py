@@ -392,7 +392,8 @@ def facts_from_model(model: Any, repo_id: str, lineage: Lineage | None = None,
     `hf_config` supplies the architecture, so a pruned model's card shows its pruned shape.
     """
     entry = getattr(model, "entry", None)
-    hf_config = dict(model.hf_config)
+    # The config the release writes (a pruned model exports its pruned shape), not the one it was loaded from.
+    hf_config = dict(model.export_hf_config() if hasattr(model, "export_hf_config") else model.hf_config)
     results = load_results() if results is None else results
     base = lineage.base_model if lineage else (entry.hub_repo or None if entry is not None else None)
     # Evaluation rows of the entry describe the entry's weights; a derived model has none until it is evaluated.
@@ -408,7 +409,7 @@ def facts_from_model(model: Any, repo_id: str, lineage: Lineage | None = None,
         papers=_papers_of(entry.paper if entry is not None else None),
         chat_format=getattr(model, "chat_format", None),
         params=sum(p.numel() for p in model.parameters()),
-        memory=memory_rows(model.config) if _has_lm(hf_config) else (),
+        memory=memory_rows(hf_config) if _has_lm(hf_config) else (),
         recipes=recipe_summaries(entry.name, tuple(entry.recipes or ())) if entry is not None else (),
         results=rows,
         lineage=lineage,
@@ -569,9 +570,11 @@ Checkpoint: [{{ f.repo_id }}](https://huggingface.co/{{ f.repo_id }}){% if f.rev
 {% if f.memory %}
 ## Memory plan
 
-Batch 1, bf16 weights and cache; GiB = 2^30 bytes. KV grows with the context; Mamba state does not.
+GiB (2^30 bytes) to serve one sequence: weights, KV cache and Mamba conv window in bf16, Mamba SSM state in fp32 \
+as vLLM keeps it; activations are not included. The KV cache grows with the context, the Mamba state does not \
+(`zoo.memory_plan`).
 
-| context | weights | KV cache | SSM state | total |
+| context | weights | KV cache | Mamba state | total |
 |---|---|---|---|---|
 {% for r in f.memory %}| {{ ctx(r.context) }} | {{ gib(r.weights) }} | {{ gib(r.kv) }} | {{ gib(r.ssm) }} | {{ gib(r.total) }} |
 {% endfor %}
