@@ -130,7 +130,8 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(rf"/api/{_REPO}/preupload/(?P<rev>.+)"), "preupload"),
     ("POST", re.compile(rf"/api/{_REPO}/commit/(?P<rev>.+)"), "commit"),
     ("GET", re.compile(rf"/api/{_REPO}(?:/revision/(?P<rev>.+))?"), "repo_info"),
-    ("POST", re.compile(r"/(?:(?P<type>dataset|space)s/)?(?P<repo>[^/]+/[^/]+)\.git/info/lfs/objects/batch"), "lfs_batch"),
+    ("POST", re.compile(r"/(?:(?P<type>dataset|space)s/)?(?P<repo>[^/]+/[^/]+)\.git/info/lfs/objects/batch"),
+     "lfs_batch"),
     ("PUT", re.compile(r"/_lfs/(?P<oid>[0-9a-f]{64})"), "lfs_put"),
     ("POST", re.compile(r"/_lfs/(?P<oid>[0-9a-f]{64})/verify"), "lfs_verify"),
     ("GET", re.compile(r"/(?P<repo>[^/]+/[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)"), "resolve"),
@@ -200,7 +201,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _reply(self, status: int, payload: Any, headers: dict[str, str], head_only: bool) -> None:
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         self.send_response(status)
-        self.send_header("Content-Type", "application/octet-stream" if isinstance(payload, bytes) else "application/json")
+        binary = isinstance(payload, bytes)
+        self.send_header("Content-Type", "application/octet-stream" if binary else "application/json")
         self.send_header("Content-Length", str(len(data)))
         for key, value in headers.items():
             self.send_header(key, value)

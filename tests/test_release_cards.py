@@ -127,7 +127,8 @@ def test_lineage_in_front_matter() -> None:
                                               "base_model": lineage.base_model})))
     assert meta["base_model"] == "nvidia/NVIDIA-Nemotron-Nano-12B-v2"
     assert meta["base_model_relation"] == "finetune"
-    assert "| method | Minitron pruning + distillation |" in body and "| data | distillation blend, 60B tokens |" in body
+    assert "| method | Minitron pruning + distillation |" in body
+    assert "| data | distillation blend, 60B tokens |" in body
     with pytest.raises(ConfigError, match="relation"):
         Lineage("a/b", relation="pruned")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="base_model"):

@@ -50,7 +50,9 @@ CONTEXTS: tuple[int, ...] = (8192, 32768, 131072)
 _GIB = 1024**3
 
 # Hub license identifiers we can name directly; anything else becomes `license: other` + `license_name`.
-_HUB_LICENSES = {"apache-2.0", "mit", "llama3", "llama3.1", "llama3.2", "llama3.3", "cc-by-4.0", "cc-by-nc-4.0", "other"}
+_HUB_LICENSES = {
+    "apache-2.0", "mit", "llama3", "llama3.1", "llama3.2", "llama3.3", "cc-by-4.0", "cc-by-nc-4.0", "other",
+}
 _LICENSE_LINKS = {
     "nvidia-open-model-license": "https://www.nvidia.com/en-us/agreements/enterprise-software/nvidia-open-model-license/",
     "apache-2.0": "https://www.apache.org/licenses/LICENSE-2.0",
@@ -576,7 +578,8 @@ as vLLM keeps it; activations are not included. The KV cache grows with the cont
 
 | context | weights | KV cache | Mamba state | total |
 |---|---|---|---|---|
-{% for r in f.memory %}| {{ ctx(r.context) }} | {{ gib(r.weights) }} | {{ gib(r.kv) }} | {{ gib(r.ssm) }} | {{ gib(r.total) }} |
+{% for r in f.memory %}| {{ ctx(r.context) }} | {{ gib(r.weights) }} | {{ gib(r.kv) }} | {{ gib(r.ssm) }} \
+| {{ gib(r.total) }} |
 {% endfor %}
 {% endif %}
 ## Chat format
@@ -647,9 +650,10 @@ The published recipes ship as runnable YAML; each has a `tiny:` profile that run
 
 {% if f.results %}| benchmark | metric | setting | value | source |
 |---|---|---|---|---|
-{% for r in f.results %}| {{ r.benchmark }} | {{ r.metric }} | {{ r.get("setting", "") }} | {{ r.value }} | {{ r.source }} |
-{% endfor %}{% else %}No results recorded yet. Results come from `model_cards/results.json` (one list of rows per entry: \
-benchmark, metric, value, source); add rows there and run `zoo card --all --write`.
+{% for r in f.results %}| {{ r.benchmark }} | {{ r.metric }} | {{ r.get("setting", "") }} | {{ r.value }} \
+| {{ r.source }} |
+{% endfor %}{% else %}No results recorded yet. Results come from `model_cards/results.json` (one list of rows per \
+entry: benchmark, metric, value, source); add rows there and run `zoo card --all --write`.
 {% endif %}"""
 
 _AUTO_CLASSES = {"qwen2_audio": "Qwen2AudioForConditionalGeneration"}
