@@ -103,3 +103,11 @@ def test_console_script_entry_point(ckpt) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.endswith("\n") and len(proc.stdout) > 1
+
+
+def test_info_prints_the_memory_plan(capsys) -> None:
+    rc, out, _ = _run(capsys, "info", "nano-9b-v2")
+    assert rc == 0 and "bf16, batch 1, 131072 tokens" in out
+    assert "total       18.69 GiB" in out and "A10G budget 19.66 GiB: fits up to 131072 tokens" in out
+    rc, out, _ = _run(capsys, "info", "nano-12b-v2-base")
+    assert rc == 0 and "A10G budget 19.66 GiB: does not fit" in out

@@ -56,4 +56,23 @@ def cmd_info(args: argparse.Namespace) -> int:
     cfg = d["config"]
     if cfg.get("hybrid_override_pattern"):
         print(f"{'pattern':12s} {cfg['hybrid_override_pattern']}")
+    _print_memory_plan(args.name, cfg)
     return 0
+
+
+def _print_memory_plan(name: str, cfg: dict) -> None:
+    """Memory at the model's full context, batch 1, bf16, and the longest context that fits an A10G (19.66 GiB)."""
+    from zoo.errors import ZooError
+    from zoo.memory import A10G_BUDGET_GIB, max_context, memory_plan
+
+    text = cfg.get("text_config") or cfg
+    context = int(text.get("max_position_embeddings") or 4096)
+    try:
+        plan = memory_plan(name, context)
+    except ZooError:  # not a language model the planner understands: skip the section
+        return
+    print(f"{'memory':12s} bf16, batch 1, {context} tokens:")
+    for line in plan.lines():
+        print(f"{'':12s}   {line}")
+    fits = max_context(name, A10G_BUDGET_GIB)
+    print(f"{'':12s}   A10G budget {A10G_BUDGET_GIB} GiB: " + (f"fits up to {fits} tokens" if fits else "does not fit"))
