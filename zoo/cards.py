@@ -305,35 +305,43 @@ def recipe_summaries(entry_name: str, stages: tuple[str, ...] | list[str]) -> tu
     for stage in stages:
         path = root / f"{stage}.yaml"
         rel = f"zoo/training/recipes/{entry_name}/{stage}.yaml"
-        facts: list[tuple[str, str]] = []
+        facts: list[tuple[str, str]] = [("status", "listed by the entry; the YAML is not in this checkout yet")]
         if path.is_file():
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            try:
+                data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except yaml.YAMLError as e:
+                raise ConfigError(f"{path}: not valid YAML: {e}") from e
             facts = _recipe_facts(data)
         out.append(RecipeSummary(stage, rel, tuple(facts)))
     return tuple(out)
 
 
-def _recipe_facts(data: dict[str, Any]) -> list[tuple[str, str]]:
-    """The few numbers a reader wants from a recipe: what it trains on, how long, how fast."""
+def _recipe_facts(data: Any) -> list[tuple[str, str]]:
+    """The few facts a reader wants from a recipe YAML: what it does, on what data, how long, how fast.
+
+    Read defensively (any missing or oddly shaped field is skipped): the recipe's own loader validates it, the card
+    only summarises.
+    """
+    if not isinstance(data, dict):
+        return []
+
+    def section(key: str) -> dict[str, Any]:
+        value = data.get(key)
+        return value if isinstance(value, dict) else {}
+
     facts: list[tuple[str, str]] = []
     if data.get("description"):
-        facts.append(("what", str(data["description"]).strip()))
-    sources = ((data.get("data") or {}).get("sources")) or []
-    names = [str(s.get("name")) for s in sources if isinstance(s, dict) and s.get("name")]
+        facts.append(("what", " ".join(str(data["description"]).split())))
+    sources = section("data").get("sources")
+    names = [str(s["name"]) for s in sources if isinstance(s, dict) and s.get("name")] if isinstance(sources, list) \
+        else []
     if names:
         facts.append(("data", ", ".join(names)))
-    seq = (data.get("data") or {}).get("seq_len")
-    if seq:
-        facts.append(("sequence length", str(seq)))
-    train = data.get("train") or {}
-    if train.get("steps"):
-        facts.append(("steps", str(train["steps"])))
-    optim = data.get("optim") or {}
-    if optim.get("lr") is not None:
-        facts.append(("peak lr", str(optim["lr"])))
-    schedule = (data.get("schedule") or {}).get("kind")
-    if schedule:
-        facts.append(("schedule", str(schedule)))
+    for label, value in (("sequence length", section("data").get("seq_len")), ("steps", section("train").get("steps")),
+                         ("peak lr", section("optim").get("lr")), ("schedule", section("schedule").get("kind"))):
+        if value is not None and value != "":
+            facts.append((label, str(value)))
+    facts.append(("CPU profile", "yes (`--tiny`)" if "tiny" in data else "no"))
     return facts
 
 
@@ -628,7 +636,7 @@ model = {{ auto_class }}.from_pretrained("{{ f.repo_id }}", dtype="bfloat16")
 
 ## Recipes
 
-The published recipes ship as runnable YAML; each has a `tiny:` profile that runs on a laptop CPU.
+The published recipes ship as runnable YAML; those with a CPU profile also run at tiny scale on a laptop (`--tiny`).
 
 {% for r in f.recipes %}- **{{ r.stage }}** (`{{ r.path }}`): `zoo train {{ f.entry_name }} {{ r.stage }} [--tiny]`
 {% for k, v in r.facts %}  - {{ k }}: {{ v }}
