@@ -233,3 +233,27 @@ def test_zoo_push_cli_errors(hub: FakeHub, tmp_path: Path, capsys: pytest.Captur
     assert main(["push", str(tmp_path), "me/x", "--method", "SFT"]) == 2
     assert "need --base-model" in capsys.readouterr().err
     assert hub.log == []
+
+
+def test_pruned_model_release_records_lineage_and_its_own_shape(tmp_path: Path) -> None:
+    """A Minitron-pruned child: the folder holds the child's config, validates in zoo and transformers, and the
+    card shows the child's pattern and size with the parent as base_model."""
+    from zoo.training.prune import PruneSpec, prune
+
+    parent = zoo.load("nemotron-h-8b-base", tiny=True, seed=0)
+    child = prune(parent, PruneSpec(hidden=48, ffn=64, mamba_heads=2, drop_blocks=(1,)))
+    child.tokenizer, child.chat_format, child.entry = parent.tokenizer, parent.chat_format, None
+    lineage = Lineage("nvidia/Nemotron-H-8B-Base-8K", method="Minitron width + depth pruning",
+                      recipe="nemotron-h-8b-base/prune", data="calibration: 1024 samples")
+    folder = build_release(child, tmp_path / "pruned", repo_id="me/h-pruned", lineage=lineage, max_shard_size=SHARD)
+    report = validate_release(folder, child)
+    assert report.transformers_max_abs_diff is not None and report.transformers_max_abs_diff < 1e-4
+    config = json.loads((folder / "config.json").read_text())
+    assert config["hidden_size"] == 48
+    assert config["hybrid_override_pattern"] == parent.config.pattern[:1] + parent.config.pattern[2:]
+    meta, body = (folder / "README.md").read_text().split("---\n")[1:3]
+    meta = yaml.safe_load(meta)
+    assert meta["base_model"] == "nvidia/Nemotron-H-8B-Base-8K" and meta["base_model_relation"] == "finetune"
+    assert f"| block pattern | `{config['hybrid_override_pattern']}` |" in body
+    assert f"{sum(p.numel() for p in child.parameters()):,}" in body
+    assert "| hidden size | 48 |" in body and "Minitron width + depth pruning" in body
