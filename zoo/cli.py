@@ -15,6 +15,7 @@ from zoo.errors import ZooError
 # Subcommand modules under zoo.commands, in the order `zoo --help` lists them.
 COMMANDS: list[str] = [
     "models",  # list, info
+    "train",  # train ENTRY STAGE [--tiny] [--resume]
     "chat",  # chat NAME [PROMPT] [--think/--no-think] [--budget N] [--tools FILE]
     "generate",  # generate NAME PROMPT
     "card",  # card NAME [--write], card --all --write|--check

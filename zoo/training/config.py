@@ -259,6 +259,21 @@ class RecipeConfig:
                              f"({self.train.steps})")
 
 
+@dataclass
+class PipelineConfig:
+    """`recipes/ENTRY/all.yaml`: the stages of a whole recipe, run in order under one run root."""
+
+    stages: list[str]
+    """Stage YAMLs of the same entry, in order (e.g. [pretrain, sft])."""
+    description: str = ""
+    after: str | None = None
+    """"module:function" called with (out_root, tiny) when every stage is done (evaluation, packaging)."""
+
+    def __post_init__(self) -> None:
+        if not self.stages or "all" in self.stages:
+            raise ValueError("stages must list at least one stage, and not `all`")
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # YAML nodes -> dataclasses, with file:line in every error
 

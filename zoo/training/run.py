@@ -1,0 +1,49 @@
+"""Run a shipped recipe by entry and stage: what `zoo train ENTRY STAGE` calls.
+
+`STAGE` names `zoo/training/recipes/ENTRY/STAGE.yaml`; `all` runs `all.yaml`, a `PipelineConfig` listing the
+stages in order, then its `after` hook. Every stage of one invocation shares the run root `out`, which recipes
+reference as `{out}` (so `sft.yaml` can start from `{out}/pretrain/final`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import ConfigError
+from zoo.training.config import PipelineConfig, load_config, load_recipe, recipe_path
+
+
+def run_stage_file(path: Path, *, tiny: bool, resume: bool, out: Path, overrides: dict[str, Any] | None = None,
+                   stop_after: int | None = None):
+    """Load one stage YAML and call its typed entrypoint (`pretrain` or `sft`)."""
+    cfg = load_recipe(path, tiny=tiny, overrides=overrides, out=out)
+    if cfg.stage == "pretrain":
+        from zoo.training.pretrain import pretrain as entry
+    else:
+        from zoo.training.sft import sft as entry
+    return entry(cfg, resume=resume, stop_after=stop_after, out_root=out)
+
+
+def run_recipe(entry: str, stage: str, *, tiny: bool = False, resume: bool = False, out: str | Path | None = None,
+               overrides: dict[str, Any] | None = None) -> Path:
+    """Run `entry`/`stage` (or the whole pipeline for stage `all`); returns the run root."""
+    root = Path(out) if out is not None else Path("runs") / (entry + ("-tiny" if tiny else ""))
+    path = recipe_path(entry, stage)
+    if stage != "all":
+        run_stage_file(path, tiny=tiny, resume=resume, out=root, overrides=overrides)
+        return root
+    pipe: PipelineConfig = load_config(path, PipelineConfig)  # stages get the tiny profile, the list does not
+    for s in pipe.stages:
+        print(f"== {entry}/{s} ==", file=sys.stderr)
+        run_stage_file(recipe_path(entry, s), tiny=tiny, resume=resume, out=root, overrides=overrides)
+    if pipe.after:
+        mod, _, fn = pipe.after.partition(":")
+        try:
+            f = getattr(importlib.import_module(mod), fn)
+        except (ImportError, AttributeError) as e:
+            raise ConfigError(f"{path}: after: cannot import {pipe.after!r} ({e})") from None
+        f(root, tiny)
+    return root
