@@ -88,6 +88,11 @@ class AudioLMConfig:
                 f"(text_config.vocab_size {self.text.vocab_size})"
             )
 
+    @property
+    def vocab_size(self) -> int:
+        """The language model's vocabulary (logits width), as on `LMConfig`."""
+        return self.text.vocab_size
+
     @classmethod
     def from_hf(cls, hf: dict[str, Any]) -> AudioLMConfig:
         """From a `qwen2_audio` config.json dict (missing Qwen2 text fields take Qwen2Config's defaults)."""
