@@ -224,3 +224,19 @@ def test_split_reasoning() -> None:
     assert split_reasoning("still thinking", prompt_opens_think=True) == ("still thinking", "", False)
     assert split_reasoning("  <think>r</think>ans", prompt_opens_think=False) == ("r", "ans", True)
     assert split_reasoning("plain answer ", prompt_opens_think=False) == ("", "plain answer", True)
+
+
+@pytest.mark.parametrize("budget", [6, 1000])
+def test_thinking_budget_with_plain_text_markers(budget: int) -> None:
+    # ChatML vocabularies have no atomic </think>: the budget phase stops on the *string* "</think>".
+    tiny = zoo.load("acereason-nemotron-1.1-7b", tiny=True, seed=0).eval()
+    tok = tiny.tokenizer
+    assert len(_ids(tok, "</think>")) > 1
+    reasoning = "first idea\nsecond idea\nthird idea\n</think>"
+    model = _steer(tiny, reasoning, "Done.", "Go", thinking=True)
+    reply = model.chat("Go", thinking=True, thinking_budget=budget, max_new_tokens=80)
+    assert reply.text == "Done." and reply.reasoning_tokens <= budget
+    if budget == 1000:
+        assert reply.reasoning == "first idea\nsecond idea\nthird idea" and CLOSE_THINKING not in reply.raw
+    else:
+        assert CLOSE_THINKING in reply.raw and reply.reasoning.endswith(".")
