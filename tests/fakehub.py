@@ -14,7 +14,8 @@ request                                                    used by
 ``PUT /_lfs/{oid}``                                        the LFS "basic" transfer: the raw file body
 ``POST /_lfs/{oid}/verify``                                LFS verify: size + sha256 checked again
 ``POST /api/{type}s/{ns}/{name}/commit/{rev}``             the ndjson commit (header, file, lfsFile, deletedFile)
-``GET /api/{type}s/{ns}/{name}[/revision/{rev}]``          ``repo_info`` (used on a no-op commit)
+``GET /api/{type}s/{ns}/{name}[/revision/{rev}]``          ``repo_info`` (no-op commit, ``snapshot_download``)
+``GET /api/{type}s/{ns}/{name}/tree/{rev}``                 ``list_repo_tree`` (``snapshot_download``)
 ``GET|HEAD /{ns}/{name}/resolve/{rev}/{path}``             ``hf_hub_download`` (plain HTTP, no xet headers)
 =========================================================  ====================================================
 
@@ -58,6 +59,7 @@ class FakeRepo:
     private: bool
     branches: dict[str, dict[str, bytes]] = field(default_factory=lambda: {"main": {}})
     commits: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: {"main": []})
+    snapshots: dict[str, dict[str, bytes]] = field(default_factory=dict)  # commit oid -> files at that commit
 
 
 class FakeHub:
@@ -129,6 +131,7 @@ _ROUTES: list[tuple[str, re.Pattern[str], str]] = [
     ("POST", re.compile(rf"/api/{_REPO}/branch/(?P<rev>.+)"), "create_branch"),
     ("POST", re.compile(rf"/api/{_REPO}/preupload/(?P<rev>.+)"), "preupload"),
     ("POST", re.compile(rf"/api/{_REPO}/commit/(?P<rev>.+)"), "commit"),
+    ("GET", re.compile(rf"/api/{_REPO}/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?"), "tree"),
     ("GET", re.compile(rf"/api/{_REPO}(?:/revision/(?P<rev>.+))?"), "repo_info"),
     ("POST", re.compile(r"/(?:(?P<type>dataset|space)s/)?(?P<repo>[^/]+/[^/]+)\.git/info/lfs/objects/batch"),
      "lfs_batch"),
@@ -226,6 +229,17 @@ class _Handler(BaseHTTPRequestHandler):
         if rev not in repo.branches:
             raise _HubError(404, f"Invalid rev id: {rev}")
         return rev
+
+    @staticmethod
+    def _tree(repo: FakeRepo, rev: str | None) -> tuple[str, dict[str, bytes]]:
+        """(commit oid, files) at a branch name or a commit oid."""
+        rev = unquote(rev or "main")
+        if rev in repo.branches:
+            commits = repo.commits[rev]
+            return (commits[-1]["oid"] if commits else "0" * 40), repo.branches[rev]
+        if rev in repo.snapshots:
+            return rev, repo.snapshots[rev]
+        raise _HubError(404, f"Invalid rev id: {rev}")
 
     @staticmethod
     def _json(body: bytes) -> Any:
@@ -351,6 +365,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise _HubError(400, f"unsupported commit operation {key!r}")
         oid = hashlib.sha1(json.dumps([header, sorted(files), len(repo.commits[branch])]).encode()).hexdigest()
         repo.branches[branch] = files
+        repo.snapshots[oid] = files
         repo.commits[branch].append({"oid": oid, "summary": header.get("summary", "")})
         prefix = "" if repo.repo_type == "model" else f"{repo.repo_type}s/"
         commit_url = f"{self.hub.url}/{prefix}{repo.repo_id}/commit/{oid}"
@@ -358,19 +373,24 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _do_repo_info(self, groups: dict, body: bytes, query: str) -> tuple[int, Any, dict]:
         repo = self._repo(groups)
-        branch = self._branch(repo, groups.get("rev"))
-        commits = repo.commits[branch]
-        sha = commits[-1]["oid"] if commits else "0" * 40
-        siblings = [{"rfilename": p} for p in sorted(repo.branches[branch])]
+        sha, files = self._tree(repo, groups.get("rev"))
+        siblings = [{"rfilename": p} for p in sorted(files)]
         return 200, {"id": repo.repo_id, "private": repo.private, "sha": sha, "siblings": siblings}, {}
+
+    def _do_tree(self, groups: dict, body: bytes, query: str) -> tuple[int, Any, dict]:
+        repo = self._repo(groups)
+        _, files = self._tree(repo, groups["rev"])
+        prefix = (groups.get("path") or "").strip("/")
+        # Flat listing of files (recursive=true is all snapshot_download asks for); one page, no Link header.
+        entries = [{"type": "file", "path": p, "size": len(d), "oid": git_blob_sha1(d)}
+                   for p, d in sorted(files.items()) if not prefix or p.startswith(prefix + "/")]
+        return 200, entries, {}
 
     def _do_resolve(self, groups: dict, body: bytes, query: str) -> tuple[int, Any, dict]:
         repo = self._repo(groups)
-        branch = self._branch(repo, groups["rev"])
-        files = repo.branches[branch]
+        commit, files = self._tree(repo, groups["rev"])
         if groups["path"] not in files:
             return 404, {"error": "Entry not found"}, {"X-Error-Code": "EntryNotFound"}
         data = files[groups["path"]]
-        commit = repo.commits[branch][-1]["oid"] if repo.commits[branch] else "0" * 40
         headers = {"ETag": f'"{hashlib.sha256(data).hexdigest()}"', "X-Repo-Commit": commit}
         return 200, data, headers

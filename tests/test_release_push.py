@@ -149,6 +149,16 @@ def test_push_uploads_every_file_intact(hub: FakeHub, llama, tmp_path: Path) -> 
     # both upload paths ran: LFS bodies (PUT) for shards, inline base64 for small text files
     assert any(m == "PUT" for m, _ in hub.log)
     assert any(p.endswith("/preupload/main") for _, p in hub.log)
+    # The repo is usable as released: download it as a user would, load it, same logits.
+    from huggingface_hub import snapshot_download
+
+    snapshot = snapshot_download("me/llama-tiny", endpoint=hub.url, token=TOKEN, cache_dir=str(tmp_path / "cache"))
+    ids = fixed_prompt(llama.hf_config)
+    with torch.no_grad():
+        torch.testing.assert_close(zoo.load(snapshot)(ids).logits, llama(ids).logits, rtol=0, atol=0)
+    # Pushing the same model again changes nothing: no new commit.
+    llama.push_to_hub("me/llama-tiny", token=TOKEN, max_shard_size=SHARD, check_transformers=False)
+    assert len(hub.repos["model/me/llama-tiny"].commits["main"]) == 1
 
 
 def test_push_to_a_branch_with_lineage(hub: FakeHub, llama) -> None:
