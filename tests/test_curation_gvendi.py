@@ -147,3 +147,15 @@ def test_encode_sft_masks_the_prompt():
     assert tok.decode(list(s.input_ids[-n_resp:]), skip_special_tokens=True).strip() == "It is 4."
     short = encode_sft(tok, "long prompt " * 50, "It is 4.", max_len=16)
     assert len(short.input_ids) == 16 and sum(short.response_mask) == n_resp
+
+
+def test_features_on_the_hybrid_mamba_backbone():
+    import zoo
+
+    m = zoo.load("nano-9b-v2", tiny=True, seed=0)
+    a = encode_sft(m.tokenizer, "Add 3 and 4.", "3 + 4 = 7. The answer is 7.", max_len=32)
+    b = encode_sft(m.tokenizer, "Name a prime.", "Seven is prime.", max_len=32)
+    feats = gradient_features(m, [a, a, b], d=64)
+    assert torch.isfinite(feats).all() and torch.allclose(feats.norm(dim=1), torch.ones(3))
+    torch.testing.assert_close(feats[0], feats[1])
+    assert gvendi(feats[:2]) == pytest.approx(1.0, abs=1e-5) and gvendi(feats) > 1.1

@@ -103,7 +103,7 @@ def test_end_to_end_with_tiny_zoo_generator_and_proxy(tmp_path):
     from zoo.training.curation.llm import ModelGenerator
 
     gen_model = zoo.load("llama-nemotron-nano-8b", tiny=True, seed=1)
-    proxy = zoo.load("nano-9b-v2", tiny=True, seed=2)  # the hybrid Mamba backbone as proxy
+    proxy = zoo.load("llama-nemotron-nano-8b", tiny=True, seed=2)
     assert gen_model.tokenizer is not None
     generator = ModelGenerator(gen_model, gen_model.tokenizer, max_new_tokens=16, temperature=1.0, top_p=1.0,
                                top_k=None, max_prompt_tokens=128)
