@@ -177,19 +177,29 @@ class QualityStage:
 def split_by_score(inp: str | Path, out_prefix: str | Path, thresholds: Sequence[int] = (3, 4)) -> dict[str, int]:
     """Write `{out_prefix}.{t}plus.jsonl` holding the records with `quality_int >= t`, for each threshold.
 
+    Streams: each split is written to a `.part` file and renamed when the input has been read completely.
+
     Returns:
         Path -> number of records written.
     """
-    buckets: dict[int, list[str]] = {t: [] for t in thresholds}
-    for where, rec in read_jsonl(inp):
-        q = require(rec, "quality_int", where, int)
-        line = json.dumps(rec, ensure_ascii=False) + "\n"
-        for t in thresholds:
-            if q >= t:
-                buckets[t].append(line)
-    counts = {}
-    for t, lines in buckets.items():
-        path = f"{out_prefix}.{t}plus.jsonl"
-        write_text_atomic(path, "".join(lines))
-        counts[path] = len(lines)
-    return counts
+    paths = {t: Path(f"{out_prefix}.{t}plus.jsonl") for t in thresholds}
+    parts = {t: Path(str(p) + ".part") for t, p in paths.items()}
+    counts = dict.fromkeys(thresholds, 0)
+    files = {t: parts[t].open("w", encoding="utf-8") for t in thresholds}
+    try:
+        for where, rec in read_jsonl(inp):
+            q = require(rec, "quality_int", where, int)
+            line = json.dumps(rec, ensure_ascii=False) + "\n"
+            for t in thresholds:
+                if q >= t:
+                    files[t].write(line)
+                    counts[t] += 1
+    except BaseException:
+        for t, f in files.items():
+            f.close()
+            parts[t].unlink(missing_ok=True)
+        raise
+    for t, f in files.items():
+        f.close()
+        parts[t].replace(paths[t])
+    return {str(paths[t]): counts[t] for t in thresholds}
