@@ -87,9 +87,9 @@ def _valid(path: str, num_frames: int, fps: float, width: int, height: int) -> V
 
 
 class DecordReader:
-    """decord backend: `get_batch` fetches exactly the requested frames."""
+    """decord backend: `get_batch` fetches exactly the requested frames (num_threads 0 = decord's automatic choice)."""
 
-    def __init__(self, path: str, num_threads: int = 1) -> None:
+    def __init__(self, path: str, num_threads: int = 0) -> None:
         import decord
 
         try:
