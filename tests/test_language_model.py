@@ -188,13 +188,33 @@ def test_bf16_forward_close_to_fp32():
     assert (got - ref).abs().max().item() < 0.05 * ref.abs().max().item() + 0.05
 
 
+def _example_inputs(m) -> dict:
+    """Valid inputs for any entry: token ids for language models; for multimodal ones a real image / tone through
+    the model's own processor (`prepare_chat_inputs`, the path `zoo.chat` uses), so encoders get gradients too."""
+    if not hasattr(m, "prepare_chat_inputs"):
+        return {"input_ids": torch.randint(0, 500, (2, 19))}
+    import numpy as np
+
+    prompt = "<|im_start|>user\nWhat is this?<|im_end|>\n<|im_start|>assistant\n"
+    if hasattr(m, "encode_audio"):
+        t = np.arange(16000) / 16000
+        return dict(m.prepare_chat_inputs(prompt, audios=[(0.5 * np.sin(2 * np.pi * 440 * t)).astype("float32")]))
+    from PIL import Image
+
+    img = Image.fromarray((np.random.default_rng(0).random((40, 72, 3)) * 255).astype("uint8"))
+    return dict(m.prepare_chat_inputs(prompt, images=[img]))
+
+
 @pytest.mark.parametrize("name", [n for n in zoo.list_models() if zoo.get_entry(n).tiny])
 def test_every_entry_tiny_forward_backward(name):
     m = _tiny(name).train()
-    ids = torch.randint(0, 500, (2, 19))
-    out = m(ids)
-    assert out.logits.shape == (2, 19, m.config.vocab_size if hasattr(m.config, "vocab_size") else -1)
+    inputs = _example_inputs(m)
+    ids = inputs["input_ids"]
+    out = m(**inputs)
+    assert out.logits.shape[:2] == ids.shape and out.logits.shape[2] >= 500
     loss = F.cross_entropy(out.logits[:, :-1].flatten(0, 1), ids[:, 1:].flatten())
     loss.backward()
-    no_grad = [n for n, p in m.named_parameters() if p.grad is None or not torch.isfinite(p.grad).all()]
+    frozen_by_design = {n for n, p in m.named_parameters() if not p.requires_grad}
+    no_grad = [n for n, p in m.named_parameters()
+               if n not in frozen_by_design and (p.grad is None or not torch.isfinite(p.grad).all())]
     assert not no_grad, no_grad

@@ -155,7 +155,7 @@ def load_weights(module: nn.Module, key_map: KeyMap, reader: SafetensorsReader) 
             msg.append(f"unexpected keys ({len(unexpected)}): {', '.join(unexpected[:20])}" +
                        (" ..." if len(unexpected) > 20 else ""))
         raise CheckpointError("; ".join(msg))
-    for rule in key_map.rules:
+    for rule in _progress(key_map.rules, reader):
         target = params.get(rule.ours)
         if target is None:
             raise CheckpointError(f"key map names {rule.ours!r}, which the model does not have")
@@ -172,6 +172,16 @@ def load_weights(module: nn.Module, key_map: KeyMap, reader: SafetensorsReader) 
             for hf_key, size in zip(rule.hf, rule.sizes):
                 target.narrow(rule.dim, offset, size).copy_(reader.get(hf_key).to(target.dtype))
                 offset += size
+
+
+def _progress(rules: list, reader: SafetensorsReader):
+    """A progress bar over the tensors, for checkpoints large enough to take a while (> 200 MB)."""
+    size = sum(p.stat().st_size for p in set(reader.key_to_file.values()))
+    if size < 200 * 1024**2:
+        return rules
+    from tqdm.auto import tqdm
+
+    return tqdm(rules, desc=f"loading {reader.dir.name}", unit="tensor", leave=False)
 
 
 def _split_shapes(shape: tuple[int, ...], rule) -> list[tuple[int, ...]]:
