@@ -15,16 +15,43 @@ from typing import Any
 from zoo.errors import ConfigError
 from zoo.training.config import PipelineConfig, load_config, load_recipe, recipe_path
 
+# The YAML's `stage:` field -> (typed config "module:Class", entrypoint "module:function"). Each entrypoint takes
+# (cfg, *, resume, stop_after, out_root). Recipes of every algorithm share one dispatcher instead of if/elif chains.
+STAGES: dict[str, tuple[str, str]] = {
+    "pretrain": ("zoo.training.config:RecipeConfig", "zoo.training.pretrain:pretrain"),
+    "sft": ("zoo.training.config:RecipeConfig", "zoo.training.sft:sft"),
+    "distill": ("zoo.training.distill_recipe:DistillRecipe", "zoo.training.distill_recipe:distill"),
+}
+
+
+def _resolve(ref: str) -> Any:
+    mod, _, name = ref.partition(":")
+    return getattr(importlib.import_module(mod), name)
+
+
+def _stage_of(path: Path) -> str:
+    import yaml
+
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigError(f"{path}: cannot read recipe ({e})") from None
+    stage = doc.get("stage") if isinstance(doc, dict) else None
+    if stage not in STAGES:
+        raise ConfigError(f"{path}: `stage` must be one of {sorted(STAGES)}, got {stage!r}")
+    return stage
+
 
 def run_stage_file(path: Path, *, tiny: bool, resume: bool, out: Path, overrides: dict[str, Any] | None = None,
                    stop_after: int | None = None):
-    """Load one stage YAML and call its typed entrypoint (`pretrain` or `sft`)."""
-    cfg = load_recipe(path, tiny=tiny, overrides=overrides, out=out)
-    if cfg.stage == "pretrain":
-        from zoo.training.pretrain import pretrain as entry
+    """Load one stage YAML into its typed config and call the stage's entrypoint (see STAGES)."""
+    stage = _stage_of(Path(path))
+    cls_ref, entry_ref = STAGES[stage]
+    if stage in ("pretrain", "sft"):
+        cfg = load_recipe(path, tiny=tiny, overrides=overrides, out=out)
     else:
-        from zoo.training.sft import sft as entry
-    return entry(cfg, resume=resume, stop_after=stop_after, out_root=out)
+        cfg = load_config(path, _resolve(cls_ref), tiny=tiny, overrides=overrides, out=out)
+    return _resolve(entry_ref)(cfg, resume=resume, stop_after=stop_after, out_root=out)
 
 
 def run_recipe(entry: str, stage: str, *, tiny: bool = False, resume: bool = False, out: str | Path | None = None,
