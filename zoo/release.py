@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -293,10 +292,12 @@ def validate_release(folder: str | Path, model: Any, *, check_transformers: bool
     report = ValidationReport(folder)
     report.checks += _check_files(folder)
     ids = fixed_prompt(model.hf_config)
-    dtype = next(model.parameters()).dtype
+    first = next(model.parameters())
+    dtype = first.dtype
     ref = _logits(model, ids)
     try:
-        reloaded = zoo.loading.load(folder, dtype=dtype)
+        # Same dtype and device as the reference, so the comparison sees the files and nothing else.
+        reloaded = zoo.loading.load(folder, dtype=dtype, device=first.device)
     except ZooError as e:
         raise ReleaseValidationError(f"{folder}: zoo.load fails on the release: {e}") from e
     got = _logits(reloaded, ids)
@@ -356,7 +357,8 @@ def push_to_hub(model: Any, repo_id: str, *, private: bool = False, revision: st
         check_transformers: include the transformers reload in the validation.
         max_shard_size: bytes per safetensors shard.
         endpoint: Hub URL; default `HF_ENDPOINT` or huggingface.co.
-        keep_folder: also keep a copy of the release folder there (for inspection).
+        keep_folder: build the release folder there and keep it (for inspection, or to upload again by hand);
+            by default it is built in a temporary directory and deleted after the upload.
 
     Returns:
         `huggingface_hub.CommitInfo` of the upload commit.
@@ -366,12 +368,10 @@ def push_to_hub(model: Any, repo_id: str, *, private: bool = False, revision: st
     """
     _check_repo_id(repo_id)
     with tempfile.TemporaryDirectory(prefix="zoo-release-") as tmp:
-        folder = build_release(model, Path(tmp) / "release", repo_id=repo_id, lineage=lineage,
-                               max_shard_size=max_shard_size)
+        target = Path(keep_folder) if keep_folder is not None else Path(tmp) / "release"
+        folder = build_release(model, target, repo_id=repo_id, lineage=lineage, max_shard_size=max_shard_size)
         if validate:
             validate_release(folder, model, check_transformers=check_transformers)
-        if keep_folder is not None:
-            _copy_folder(folder, Path(keep_folder))
         api = _api(endpoint, token)
         api.create_repo(repo_id, private=private, exist_ok=True)
         if revision not in (None, "main"):
@@ -379,14 +379,6 @@ def push_to_hub(model: Any, repo_id: str, *, private: bool = False, revision: st
         name = model.entry.name if getattr(model, "entry", None) is not None else repo_id.split("/")[1]
         return api.upload_folder(repo_id=repo_id, folder_path=str(folder), revision=revision,
                                  commit_message=commit_message or f"Release {name} with nemotron-zoo")
-
-
-def _copy_folder(src: Path, dst: Path) -> None:
-    from zoo import hub
-
-    with hub.AtomicDirectory(dst) as tmp:
-        for item in src.iterdir():
-            shutil.copy2(item, tmp / item.name)
 
 
 def read_lineage_file(path: Path) -> Lineage | None:
