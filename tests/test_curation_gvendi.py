@@ -159,3 +159,5 @@ def test_features_on_the_hybrid_mamba_backbone():
     assert torch.isfinite(feats).all() and torch.allclose(feats.norm(dim=1), torch.ones(3))
     torch.testing.assert_close(feats[0], feats[1])
     assert gvendi(feats[:2]) == pytest.approx(1.0, abs=1e-5) and gvendi(feats) > 1.1
+    # torch.func also runs through the zoo backbone (Mamba scan, conv, attention) and agrees with the loop.
+    torch.testing.assert_close(gradient_features(m, [a, b], d=64, method="vmap"), feats[1:], rtol=1e-4, atol=1e-5)
