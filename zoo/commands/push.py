@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--shard-size", type=int, default=5 * 1024**3, help="bytes per safetensors shard")
     p.add_argument("--no-transformers-check", action="store_true",
                    help="skip the transformers reload (saves a second copy of the weights in memory)")
-    p.add_argument("--out", help="also keep the release folder here")
+    p.add_argument("--out", help="build the release folder here and keep it (default: a temporary directory)")
     p.set_defaults(func=cmd_push)
 
 
