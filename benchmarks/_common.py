@@ -51,7 +51,7 @@ def print_table(title: str, header: Sequence[str], rows: Sequence[Sequence[Any]]
 
     def fmt(v: Any) -> str:
         if isinstance(v, float):
-            return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.0f}"
+            return f"{v:.0f}" if abs(v) >= 100 else f"{v:.3g}"
         return str(v)
 
     cells = [[fmt(v) for v in r] for r in rows]

@@ -180,3 +180,15 @@ def test_cuda_conv_and_attention_match_torch() -> None:
     _close("cuda conv", got_conv[0], want_conv[0], atol=1e-3, rtol=1e-3)
     _close("cuda conv final", got_conv[1], want_conv[1])
     _close("cuda attention", got_attn, want_attn, atol=2e-3, rtol=2e-3)
+
+
+def test_conv_channel_last_input() -> None:
+    # Mixers pass x as a transposed view of a (b, l, d) projection: same result as a contiguous (b, d, l) input.
+    x, w, bias, init = _conv_inputs()
+    x_cl = x.transpose(1, 2).contiguous().transpose(1, 2)
+    assert not x_cl.is_contiguous()
+    for kw in ({}, {"initial_state": init}):
+        y_cl, f_cl = causal_conv1d(x_cl, w, bias, return_final_state=True, **kw)
+        y, f = causal_conv1d(x, w, bias, return_final_state=True, **kw)
+        _close("channel-last", y_cl, y)
+        _close("channel-last final", f_cl, f)

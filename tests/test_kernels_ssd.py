@@ -185,3 +185,12 @@ def test_cuda_kernels_match_torch() -> None:
     _close("cuda scan", y, y_ref, atol=1e-2, rtol=1e-2)
     _close("cuda state", s, s_ref, atol=1e-2, rtol=1e-2)
     _close("cuda step", y_step, y_step_ref, atol=1e-2, rtol=1e-2)
+
+
+def test_chunk_longer_than_cpu_cap_matches_reference() -> None:
+    # chunk_size 128 > CPU_MAX_CHUNK on a 150-token input: the cap must not change the result.
+    t = _inputs(seqlen=150)
+    y_ref, s_ref = ssd_ref(**t)
+    y, s = ssd_scan(**t, chunk_size=128)
+    _close("y", y, y_ref)
+    _close("state", s, s_ref)

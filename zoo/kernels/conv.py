@@ -161,22 +161,36 @@ def causal_conv1d_torch(
     seq_idx: Tensor | None = None,
     return_final_state: bool = False,
 ) -> tuple[Tensor, Tensor | None]:
-    """The conv as k shifted multiply-adds in torch; arguments and returns as :func:`causal_conv1d`."""
+    """The conv as k shifted multiply-adds in torch; arguments and returns as :func:`causal_conv1d`.
+
+    The work is done channel-last, (b, l, d), where every tap is a contiguous slab and the per-channel weights
+    broadcast along the fast axis. A mixer's ``x`` is usually already a transposed view of a (b, l, d) projection;
+    mixing that layout with a (b, d, l) padded copy made the elementwise ops strided and several times slower.
+    The returned ``y`` is a (b, d, l) view of a channel-last tensor.
+    """
     b, d, seqlen = x.shape
     k = weight.shape[1]
-    xpad = _padded_input(x, k, initial_state)  # (b, d, k + l); output t reads xpad[..., t + 1 : t + k + 1]
+    xt = x.transpose(1, 2)  # (b, l, d)
+    if not xt.is_contiguous():
+        xt = xt.contiguous()
+    prefix = (initial_state.to(x.dtype).transpose(1, 2) if initial_state is not None
+              else xt.new_zeros(b, k, d))  # (b, k, d): the k inputs before x
+    xpad = torch.cat([prefix, xt], dim=1)  # (b, k + l, d); output t reads rows t + 1 .. t + k
     seg = _segments_padded(seq_idx, k) if seq_idx is not None else None
-    w = weight.to(x.dtype)
-    y = x * w[:, k - 1 : k]  # tap k-1 reads x itself, and never crosses a document
+    w = weight.to(x.dtype).t()  # (k, d)
+    y = xt * w[k - 1]  # tap k-1 reads x itself, and never crosses a document
     if bias is not None:
-        y = y + bias.to(x.dtype).unsqueeze(-1)
+        y = y + bias.to(x.dtype)
     for j in range(k - 1):
-        tap = xpad[..., j + 1 : j + 1 + seqlen]  # input at t - (k - 1 - j)
+        tap = xpad[:, j + 1 : j + 1 + seqlen]  # (b, l, d): input at t - (k - 1 - j)
         if seg is not None:
-            tap = tap * (seg[:, j + 1 : j + 1 + seqlen] == seg[:, k:]).unsqueeze(1).to(x.dtype)
-        y = y + tap * w[:, j : j + 1]
-    y = _activate(y, activation)
-    return y, (_final_state(xpad, k, seg) if return_final_state else None)
+            tap = tap * (seg[:, j + 1 : j + 1 + seqlen] == seg[:, k:]).unsqueeze(-1).to(x.dtype)
+        y = torch.addcmul(y, tap, w[j])
+    y = _activate(y, activation).transpose(1, 2)
+    final = None
+    if return_final_state:
+        final = _final_state(xpad[:, -k:].transpose(1, 2), k, seg)
+    return y, final
 
 
 def causal_conv1d_step_torch(

@@ -1,0 +1,136 @@
+"""Generation: zoo vs transformers on the same NemotronH config and weights (CPU, fp32, greedy).
+
+Run: ``python -m benchmarks.generation [--quick]``. Measures
+
+* prefill tokens/s on a 2k-token prompt (batch 1): one forward that fills a fresh cache, logits for the last token;
+* decode tokens/s at batch 1 and 8 through each library's own ``generate`` (``zoo.generate.generate`` vs
+  ``transformers``' ``model.generate``), from a 128-token prompt: (time for N new tokens - time for 1) / (N - 1)
+  steps, so prefill is excluded;
+* the same decode with a bare ``model(...)`` loop on each side (what the model code costs without the library's
+  generation loop).
+
+Both sides run the same greedy decode; the generated tokens are compared. Writes ``results/generation.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from benchmarks._common import print_table, write_json
+from benchmarks._models import HYBRID, build_pair, n_params
+from zoo.kernels import dispatch
+
+
+def _interleaved_best(fns: dict[str, callable], repeats: int) -> dict[str, float]:
+    """Best time of each function, running them in turn so machine-load changes hit all of them alike."""
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def _hf_loop(hf, ids: torch.Tensor, new: int) -> torch.Tensor:
+    from transformers import DynamicCache
+
+    out = hf(ids, past_key_values=DynamicCache(config=hf.config), use_cache=True, logits_to_keep=1)
+    tok = out.logits[:, -1:].argmax(-1)
+    for _ in range(new - 1):
+        out = hf(tok, past_key_values=out.past_key_values, use_cache=True)
+        tok = out.logits[:, -1:].argmax(-1)
+    return tok
+
+
+def _zoo_loop(model, ids: torch.Tensor, new: int) -> torch.Tensor:
+    cache = model.new_cache(ids.shape[0])
+    out = model(ids, cache=cache, logits_to_keep=1)
+    tok = out.logits[:, -1:].argmax(-1)
+    for _ in range(new - 1):
+        out = model(tok, cache=cache)
+        tok = out.logits[:, -1:].argmax(-1)
+    return tok
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prefill", type=int, default=2048, help="prompt length for the prefill measurement")
+    parser.add_argument("--prompt", type=int, default=128, help="prompt length before decoding")
+    parser.add_argument("--new", type=int, default=32, help="tokens generated per decode measurement")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="small sizes, one repeat (smoke test)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.prefill, args.prompt, args.new, args.repeats = 256, 32, 6, 1
+    from zoo.generate import generate as zoo_generate
+
+    hf, ours = build_pair()
+    # No end-of-sequence stop on either side: both generate exactly the tokens asked for.
+    hf.generation_config.eos_token_id = None
+    hf.generation_config.pad_token_id = 0
+    vocab = HYBRID["vocab_size"]
+    gen = torch.Generator().manual_seed(0)
+    results: dict = {"config": HYBRID, "params_M": n_params(ours) / 1e6, "threads": torch.get_num_threads()}
+
+    with torch.inference_mode(), dispatch.force_backend("torch"):
+        # ---- prefill
+        ids = torch.randint(3, vocab, (1, args.prefill), generator=gen)
+        from transformers import DynamicCache
+
+        t = _interleaved_best({
+            "transformers": lambda: hf(ids, past_key_values=DynamicCache(config=hf.config), use_cache=True,
+                                       logits_to_keep=1),
+            "zoo": lambda: ours(ids, cache=ours.new_cache(1), logits_to_keep=1),
+        }, args.repeats)
+        prefill = {k: args.prefill / v for k, v in t.items()}
+        results["prefill"] = {"tokens": args.prefill, "tok_per_s": prefill,
+                              "ratio": prefill["zoo"] / prefill["transformers"]}
+
+        # ---- decode
+        rows, decode = [], {}
+        for batch in args.batches:
+            prompt = torch.randint(3, vocab, (batch, args.prompt), generator=gen)
+            mask = torch.ones_like(prompt)
+
+            def hf_gen(n: int, prompt=prompt, mask=mask):
+                return hf.generate(prompt, attention_mask=mask, max_new_tokens=n, do_sample=False)[:, prompt.shape[1]:]
+
+            def zoo_gen(n: int, prompt=prompt):
+                return torch.tensor(zoo_generate(ours, prompt, max_new_tokens=n, eos_token_id=[]))
+
+            same = torch.equal(hf_gen(args.new), zoo_gen(args.new))
+            fns = {
+                "transformers generate": (lambda: hf_gen(args.new), lambda: hf_gen(1)),
+                "zoo generate": (lambda: zoo_gen(args.new), lambda: zoo_gen(1)),
+                "transformers loop": (lambda p=prompt: _hf_loop(hf, p, args.new), lambda p=prompt: _hf_loop(hf, p, 1)),
+                "zoo loop": (lambda p=prompt: _zoo_loop(ours, p, args.new), lambda p=prompt: _zoo_loop(ours, p, 1)),
+            }
+            flat = {f"{k}|{i}": f for k, pair in fns.items() for i, f in enumerate(pair)}
+            times = _interleaved_best(flat, args.repeats)
+            tps = {k: batch * (args.new - 1) / max(times[f"{k}|0"] - times[f"{k}|1"], 1e-9) for k in fns}
+            decode[batch] = {"tok_per_s": tps, "greedy_tokens_identical": same,
+                             "ratio_generate": tps["zoo generate"] / tps["transformers generate"],
+                             "ratio_loop": tps["zoo loop"] / tps["transformers loop"]}
+            rows.append([f"decode b={batch}", tps["transformers generate"], tps["zoo generate"],
+                         decode[batch]["ratio_generate"], tps["transformers loop"], tps["zoo loop"],
+                         decode[batch]["ratio_loop"], same])
+        results["decode"] = {"prompt": args.prompt, "new_tokens": args.new, "by_batch": decode}
+
+    rows.insert(0, [f"prefill {args.prefill} b=1", prefill["transformers"], prefill["zoo"],
+                    results["prefill"]["ratio"], "", "", "", ""])
+    print_table(f"Generation, NemotronH {results['params_M']:.1f}M params, fp32 CPU, {torch.get_num_threads()} threads "
+                f"(tokens/s, best of {args.repeats})",
+                ["", "hf generate", "zoo generate", "x", "hf loop", "zoo loop", "x", "same tokens"], rows)
+    results["summary"] = {f"prefill x @{args.prefill}": results["prefill"]["ratio"]} | {
+        f"decode x @b{b} (generate)": d["ratio_generate"] for b, d in decode.items()}
+    write_json("generation", results)
+    return results
+
+
+if __name__ == "__main__":
+    main()
