@@ -56,6 +56,8 @@ class ModelConfig:
     path: str | None = None
     """A local HF-format directory (continues from these weights); wins over `entry`."""
     tiny: bool = False
+    from_scratch: bool = False
+    """Random-init the entry's full-size architecture (pretraining) instead of downloading its weights."""
     hf_config: dict[str, Any] | None = None
     """A full upstream config.json (nemotron_h, llama, ...) for a from-scratch model; wins over entry and path."""
     tokenizer: str | None = None

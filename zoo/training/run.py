@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import ConfigError
-from zoo.training.config import PipelineConfig, load_config, load_recipe, recipe_path
+from zoo.training.config import DataConfig, PipelineConfig, _resolve_paths, load_config, load_recipe, recipe_path
 
 # The YAML's `stage:` field -> (typed config "module:Class", entrypoint "module:function"). Each entrypoint takes
 # (cfg, *, resume, stop_after, out_root). Recipes of every algorithm share one dispatcher instead of if/elif chains.
@@ -45,13 +45,20 @@ def _stage_of(path: Path) -> str:
 def run_stage_file(path: Path, *, tiny: bool, resume: bool, out: Path, overrides: dict[str, Any] | None = None,
                    stop_after: int | None = None):
     """Load one stage YAML into its typed config and call the stage's entrypoint (see STAGES)."""
+    cfg = load_stage(path, tiny=tiny, overrides=overrides, out=out)
+    return _resolve(STAGES[cfg.stage][1])(cfg, resume=resume, stop_after=stop_after, out_root=out)
+
+
+def load_stage(path: str | Path, *, tiny: bool = False, overrides: dict[str, Any] | None = None,
+               out: str | Path | None = None) -> Any:
+    """Any stage YAML (pretrain, sft, distill, grpo, ...) -> its validated typed config (see STAGES)."""
     stage = _stage_of(Path(path))
-    cls_ref, entry_ref = STAGES[stage]
     if stage in ("pretrain", "sft"):
-        cfg = load_recipe(path, tiny=tiny, overrides=overrides, out=out)
-    else:
-        cfg = load_config(path, _resolve(cls_ref), tiny=tiny, overrides=overrides, out=out)
-    return _resolve(entry_ref)(cfg, resume=resume, stop_after=stop_after, out_root=out)
+        return load_recipe(path, tiny=tiny, overrides=overrides, out=out)
+    cfg = load_config(path, _resolve(STAGES[stage][0]), tiny=tiny, overrides=overrides, out=out)
+    if isinstance(getattr(cfg, "data", None), DataConfig):
+        _resolve_paths(cfg, Path(path).parent)  # data paths are relative to the recipe file, as for pretrain/sft
+    return cfg
 
 
 def run_recipe(entry: str, stage: str, *, tiny: bool = False, resume: bool = False, out: str | Path | None = None,

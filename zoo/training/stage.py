@@ -45,6 +45,13 @@ def build_model(cfg: ModelConfig, seed: int) -> nn.Module:
     if cfg.hf_config is not None:
         model = _build(cfg.hf_config, source="recipe model.hf_config", dtype=torch.float32, device="cpu", seed=seed)
         model.tokenizer, model.chat_format, model.entry, model.lineage = None, None, None, None
+    elif cfg.entry is not None and cfg.from_scratch and not cfg.tiny:
+        from zoo.registry import get_entry
+
+        entry = get_entry(cfg.entry)
+        model = _build(entry.config, source=f"{entry.name} (from scratch)", dtype=torch.float32, device="cpu",
+                       seed=seed)
+        model.tokenizer, model.chat_format, model.entry, model.lineage = None, entry.chat_format, entry, None
     elif cfg.path is not None:
         if not Path(cfg.path).is_dir():
             raise ConfigError(f"model.path {cfg.path}: not a directory (did the previous stage run?)")
@@ -63,9 +70,10 @@ def build_model(cfg: ModelConfig, seed: int) -> nn.Module:
         raise ConfigError(f"tokenizer has {len(model.tokenizer)} tokens but the model's vocab_size is "
                           f"{model.config.vocab_size}")
     eos = model.tokenizer.eos_token_id
-    if eos is not None and eos not in model.config.eos_token_ids:
-        raise ConfigError(f"the tokenizer's eos {model.tokenizer.eos_token!r} is id {eos}, but the model config's "
-                          f"eos_token_id is {model.config.eos_token_ids}: generation would never stop")
+    if cfg.hf_config is not None and eos is not None and eos not in model.config.eos_token_ids:
+        # A from-scratch config written next to a freshly trained tokenizer: they must agree.
+        raise ConfigError(f"the tokenizer's eos {model.tokenizer.eos_token!r} is id {eos}, but model.hf_config's "
+                          f"eos_token_id is {model.config.eos_token_ids}")
     return model.train()
 
 
