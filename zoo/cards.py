@@ -413,7 +413,8 @@ def facts_from_model(model: Any, repo_id: str, lineage: Lineage | None = None,
         entry_name=entry.name if entry is not None else None,
         repo_id=repo_id,
         revision=None,
-        description=(entry.description or "").strip() if entry is not None else "",
+        # A derived model is not what the entry describes; its Lineage section says what it is.
+        description=(entry.description or "").strip() if entry is not None and lineage is None else "",
         hf_config=hf_config,
         license=_license_of(entry.license if entry is not None else None),
         papers=_papers_of(entry.paper if entry is not None else None),
@@ -426,7 +427,7 @@ def facts_from_model(model: Any, repo_id: str, lineage: Lineage | None = None,
         base_model=base,
         # zoo.load takes entry names and local folders: a released repo goes through the HF cache first.
         is_release=True,
-        load_code=f'from huggingface_hub import snapshot_download\n\nm = zoo.load(snapshot_download("{repo_id}"))',
+        load_code=f'm = zoo.load(snapshot_download("{repo_id}"))',
         tags=(entry.family, *entry.tags) if entry is not None else (),
     )
 
@@ -478,10 +479,6 @@ def _fmt_count(n: int | None) -> str:
         if n >= size:
             return f"{n / size:.2f} {unit} ({n:,})"
     return f"{n:,}"
-
-
-def _fmt_gib(n: int) -> str:
-    return f"{n / _GIB:.2f}"
 
 
 def _fmt_ctx(n: int) -> str:
@@ -580,14 +577,14 @@ Checkpoint: [{{ f.repo_id }}](https://huggingface.co/{{ f.repo_id }}){% if f.rev
 {% if f.memory %}
 ## Memory plan
 
-GiB (2^30 bytes) to serve one sequence: weights, KV cache and Mamba conv window in bf16, Mamba SSM state in fp32 \
+{{ unit }} to serve one sequence: weights, KV cache and Mamba conv window in bf16, Mamba SSM state in fp32 \
 as vLLM keeps it; activations are not included. The KV cache grows with the context, the Mamba state does not \
 (`zoo.memory_plan`).
 
 | context | weights | KV cache | Mamba state | total |
 |---|---|---|---|---|
-{% for r in f.memory %}| {{ ctx(r.context) }} | {{ gib(r.weights) }} | {{ gib(r.kv) }} | {{ gib(r.ssm) }} \
-| {{ gib(r.total) }} |
+{% for r in f.memory %}| {{ ctx(r.context) }} | {{ size(r.weights) }} | {{ size(r.kv) }} | {{ size(r.ssm) }} \
+| {{ size(r.total) }} |
 {% endfor %}
 {% endif %}
 ## Chat format
@@ -604,7 +601,9 @@ None: a base model. Prompt it with plain text (`m.generate`), not `m.chat`.
 ## Usage
 
 ```python
-import zoo
+{% if f.is_release %}from huggingface_hub import snapshot_download
+
+{% endif %}import zoo
 
 {{ f.load_code }}
 {% if chat %}reply = m.chat("Solve 2x + 3 = 7."{% if chat.budget %}, thinking_budget=512{% endif %})
@@ -636,7 +635,8 @@ model = {{ auto_class }}.from_pretrained("{{ f.repo_id }}", dtype="bfloat16")
 
 ## Recipes
 
-The published recipes ship as runnable YAML; those with a CPU profile also run at tiny scale on a laptop (`--tiny`).
+{% if f.is_release %}The recipes published for `{{ f.entry_name }}`{% else %}The published recipes{% endif %} \
+ship as runnable YAML; those with a CPU profile also run at tiny scale on a laptop (`--tiny`).
 
 {% for r in f.recipes %}- **{{ r.stage }}** (`{{ r.path }}`): `zoo train {{ f.entry_name }} {{ r.stage }} [--tiny]`
 {% for k, v in r.facts %}  - {{ k }}: {{ v }}
@@ -660,7 +660,8 @@ The published recipes ship as runnable YAML; those with a CPU profile also run a
 |---|---|---|---|---|
 {% for r in f.results %}| {{ r.benchmark }} | {{ r.metric }} | {{ r.get("setting", "") }} | {{ r.value }} \
 | {{ r.source }} |
-{% endfor %}{% else %}No results recorded yet. Results come from `model_cards/results.json` (one list of rows per \
+{% endfor %}{% elif f.is_release %}No evaluation results recorded for this release.
+{% else %}No results recorded yet. Results come from `model_cards/results.json` (one list of rows per \
 entry: benchmark, metric, value, source); add rows there and run `zoo card --all --write`.
 {% endif %}"""
 
@@ -678,6 +679,9 @@ def render(facts: CardFacts) -> str:
     license_text += "."
     if facts.lineage is not None:
         license_text += f" Derived from `{facts.lineage.base_model}`: its license terms apply as well."
+    # GiB for real models; tiny ones would print 0.00 everywhere, so their table is in MiB.
+    big = any(r.total >= _GIB for r in facts.memory)
+    unit_bytes, unit_text = (_GIB, "GiB (2^30 bytes)") if big else (1024**2, "MiB (2^20 bytes)")
     text = env.from_string(_TEMPLATE).render(
         f=facts,
         front_matter=meta,
@@ -691,7 +695,8 @@ def render(facts: CardFacts) -> str:
         papers=[_paper_link(p) for p in facts.papers],
         tiny=facts.has_tiny,
         ctx=_fmt_ctx,
-        gib=_fmt_gib,
+        unit=unit_text,
+        size=lambda n: f"{n / unit_bytes:.2f}",
     )
     # Collapse the blank-line runs that optional sections leave behind, so cards stay tidy markdown.
     lines: list[str] = []
