@@ -24,7 +24,10 @@ def _overrides(pairs: list[str]) -> dict:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from zoo.training.run import run_recipe
+    if args.stage == "grpo":  # RL has its own typed recipe (GRPORecipe) and loop
+        from zoo.training.grpo import run_grpo as run_recipe
+    else:
+        from zoo.training.run import run_recipe
 
     root = run_recipe(args.entry, args.stage, tiny=args.tiny, resume=args.resume, out=args.out,
                       overrides=_overrides(args.set))
