@@ -33,8 +33,10 @@ __all__ = [
     "ReleaseValidationError",
     "ValidationReport",
     "build_release",
+    "fixed_prompt",
     "push_folder",
     "push_to_hub",
+    "read_lineage_file",
     "validate_release",
 ]
 
