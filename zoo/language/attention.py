@@ -10,9 +10,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from zoo.kernels.attention import attention
 from zoo.language.cache import KVState
 from zoo.language.config import BlockSpec, LMConfig
 from zoo.language.rope import apply_rope
@@ -54,7 +54,7 @@ class Attention(nn.Module):
         if state is not None:
             k, v = state.append(k, v)  # (b, g, t, d)
         mask = ctx.attn_mask
-        causal = mask is None and ctx.causal_needed
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal,
-                                           enable_gqa=self.num_kv_heads != self.num_heads)
+        # zoo.kernels.attention: flash-attn on CUDA when installed; on CPU a decode query folds the query heads of
+        # each KV group into one matmul instead of SDPA's enable_gqa path (1.2-3x faster at 1k-3k context).
+        y = attention(q, k, v, causal=mask is None and ctx.causal_needed, attn_mask=mask)
         return self.o_proj(y.transpose(1, 2).reshape(b, l, self.num_heads * self.head_dim))
