@@ -225,7 +225,7 @@ def grpo(cfg: GRPORecipe, *, resume: bool = False, out_root: str | Path | None =
         acc = torch.tensor([s[0] for s in scores])
         rewards = torch.tensor([s[1] for s in scores])
         adv, equal = group_advantages(rewards, G, std_normalize=a.std_normalize)
-        pools[si].record([row["id"] for row in rows], (acc.view(-1, G) >= 1.0).all(dim=1).tolist())
+        pools[si].record([row["_key"] for row in rows], (acc.view(-1, G) >= 1.0).all(dim=1).tolist())
 
         batch = R.build_batch(roll.prompt_ids, roll.response_ids, pad)
         mask, keep = loss_mask(batch["response_mask"], truncated=roll.truncated, equal_group=equal,

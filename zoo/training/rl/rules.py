@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,7 @@ def read_prompts(path: str | Path, source: str) -> list[dict[str, Any]]:
             raise PromptError(f"{path}:{i}: `prompt` must be a list of {{role, content}} messages")
         row["_source"], row["_where"] = source, f"{path}:{i}"
         row.setdefault("id", f"{source}:{i}")
+        row["_key"] = f"{source}/{row['id']}"  # unique across sources (two sources may share a file)
         rows.append(row)
     if not rows:
         raise PromptError(f"{path}: no prompts")
@@ -66,15 +68,17 @@ class PromptPool:
     """Epochs over a fixed prompt list; prompts every rollout solved in an epoch leave at the epoch's end.
 
     Args:
-        rows: The stage's prompt rows (each with a unique `id`).
+        rows: The stage's prompt rows, keyed by `_key` (source/id, set by `read_prompts`) or else `id`.
         seed: Shuffle seed; epoch e uses `Random(seed + e)`.
         remove_solved: AceReason's epoch-wise removal of easy prompts.
     """
 
     def __init__(self, rows: Sequence[dict[str, Any]], *, seed: int, remove_solved: bool = False) -> None:
-        self.rows = {r["id"]: r for r in rows}
+        self.rows = {r.get("_key", r["id"]): r for r in rows}
         if len(self.rows) != len(rows):
-            raise PromptError("prompt ids must be unique within a stage (two sources share an `id`?)")
+            counts = Counter(r.get("_key", r["id"]) for r in rows)
+            dup = sorted(k for k, c in counts.items() if c > 1)[:3]
+            raise PromptError(f"prompt ids must be unique within a source; duplicates among {dup}")
         self.seed, self.remove_solved = seed, remove_solved
         self.epoch, self.pos = 0, 0
         self.removed: set[str] = set()
