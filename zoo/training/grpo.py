@@ -163,6 +163,8 @@ def grpo(cfg: GRPORecipe, *, resume: bool = False, out_root: str | Path | None =
     root = Path(out_root) if out_root is not None else None
     _call(cfg.prepare, "prepare", cfg, root)
     model = build_model(cfg.model, t.seed)
+    if cfg.chat_format is not None:
+        model.chat_format = cfg.chat_format
     tok = model.tokenizer
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
     sources = _Sources(cfg, getattr(model, "chat_format", None))

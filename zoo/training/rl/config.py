@@ -149,6 +149,9 @@ class GRPORecipe:
     """Curriculum; empty = one stage over every source for `train.steps`."""
     optim: OptimConfig = field(default_factory=lambda: OptimConfig(lr=1e-6, min_lr=1e-6, weight_decay=0.0))
     schedule: ScheduleConfig = field(default_factory=lambda: ScheduleConfig(kind="constant"))
+    chat_format: str | None = None
+    """Built-in chat format for prompts when the checkpoint has no chat template and records no format (e.g. a
+    nano-tiny stage output); None = the model's own."""
     description: str = ""
     paper: str = ""
     prepare: str | None = None
