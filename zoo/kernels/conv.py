@@ -164,7 +164,7 @@ def causal_conv1d_torch(
     """The conv as k shifted multiply-adds in torch; arguments and returns as :func:`causal_conv1d`.
 
     The work is done channel-last, (b, l, d), where every tap is a contiguous slab and the per-channel weights
-    broadcast along the fast axis. A mixer's ``x`` is usually already a transposed view of a (b, l, d) projection;
+    broadcast along the fast axis; taps are accumulated in place into shifted slices of the output. A mixer's ``x`` is usually already a transposed view of a (b, l, d) projection;
     mixing that layout with a (b, d, l) padded copy made the elementwise ops strided and several times slower.
     The returned ``y`` is a (b, d, l) view of a channel-last tensor.
     """
@@ -175,21 +175,31 @@ def causal_conv1d_torch(
         xt = xt.contiguous()
     prefix = (initial_state.to(x.dtype).transpose(1, 2) if initial_state is not None
               else xt.new_zeros(b, k, d))  # (b, k, d): the k inputs before x
-    xpad = torch.cat([prefix, xt], dim=1)  # (b, k + l, d); output t reads rows t + 1 .. t + k
-    seg = _segments_padded(seq_idx, k) if seq_idx is not None else None
+    seg = _segments_padded(seq_idx, k) if seq_idx is not None else None  # (b, k + l), prefix = first document
     w = weight.to(x.dtype).t()  # (k, d)
     y = xt * w[k - 1]  # tap k-1 reads x itself, and never crosses a document
     if bias is not None:
-        y = y + bias.to(x.dtype)
-    for j in range(k - 1):
-        tap = xpad[:, j + 1 : j + 1 + seqlen]  # (b, l, d): input at t - (k - 1 - j)
-        if seg is not None:
-            tap = tap * (seg[:, j + 1 : j + 1 + seqlen] == seg[:, k:]).unsqueeze(-1).to(x.dtype)
-        y = torch.addcmul(y, tap, w[j])
+        y += bias.to(x.dtype)
+    # Tap k-1-s reads the input s steps back: x itself for t >= s, the prefix for t < s. Accumulating shifted
+    # slices in place avoids materialising a padded (b, k + l, d) copy of the input.
+    for s in range(1, k):
+        tap_w = w[k - 1 - s]
+        if seqlen > s:
+            src = xt[:, : seqlen - s]
+            if seg is not None:
+                src = src * (seg[:, k : k + seqlen - s] == seg[:, k + s :]).unsqueeze(-1).to(x.dtype)
+            y[:, s:].addcmul_(src, tap_w)
+        m = min(s, seqlen)
+        if initial_state is not None and m > 0:
+            src = prefix[:, k - s : k - s + m]
+            if seg is not None:
+                src = src * (seg[:, k - s : k - s + m] == seg[:, k : k + m]).unsqueeze(-1).to(x.dtype)
+            y[:, :m].addcmul_(src, tap_w)
     y = _activate(y, activation).transpose(1, 2)
     final = None
     if return_final_state:
-        final = _final_state(xpad[:, -k:].transpose(1, 2), k, seg)
+        tail = xt[:, -k:] if seqlen >= k else torch.cat([prefix[:, seqlen:], xt], dim=1)  # (b, k, d)
+        final = _final_state(tail.transpose(1, 2), k, seg)
     return y, final
 
 
@@ -198,14 +208,12 @@ def causal_conv1d_step_torch(
 ) -> Tensor:
     """One step in torch, updating ``conv_state`` in place; arguments and returns as :func:`causal_conv1d_step`.
 
-    The shift is k - 1 column copies rather than a ``roll`` (which would allocate a new state each token).
+    The shifted window is built once (``cat``), copied back into the state and used directly for the output:
+    fewer ops than shifting column by column and then re-reading the state.
     """
-    k = conv_state.shape[-1]
-    for j in range(k - 1):
-        conv_state[..., j].copy_(conv_state[..., j + 1])
-    conv_state[..., k - 1].copy_(x)
-    # (b, d, 1, k) @ (d, k, 1) batched over d would need a transpose; a fused mul-sum is as fast at these sizes.
-    y = (conv_state * weight.to(conv_state.dtype)).sum(-1)
+    window = torch.cat([conv_state[..., 1:], x.unsqueeze(-1).to(conv_state.dtype)], dim=-1)  # (b, d, k)
+    conv_state.copy_(window)
+    y = (window * weight.to(window.dtype)).sum(-1)
     if bias is not None:
         y = y + bias.to(y.dtype)
     return _activate(y, activation).to(x.dtype)

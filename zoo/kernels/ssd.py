@@ -263,11 +263,20 @@ def ssd_scan_torch(
         state = initial_state.float().reshape(b, g, hg, p, n)
     else:
         state = xf.new_zeros(b, g, hg, p, n)
-    states_in = []
-    for c in range(nc):
-        states_in.append(state)
-        state = chunk_decay[:, c, :, :, None, None] * state + chunk_states[:, c]
-    S_in = torch.stack(states_in, dim=1)  # (b, c, g, hg, p, n): state entering each chunk
+    if _needs_grad(x, dt, A, B, C, *(() if initial_state is None else (initial_state,))):
+        states_in = []
+        for c in range(nc):
+            states_in.append(state)
+            state = chunk_decay[:, c, :, :, None, None] * state + chunk_states[:, c]
+        S_in = torch.stack(states_in, dim=1)  # (b, c, g, hg, p, n): state entering each chunk
+    else:
+        # Inference: write each state straight into its slot (no per-chunk allocation, no final stack copy).
+        S_in = xf.new_empty(b, nc, g, hg, p, n)
+        S_in[:, 0] = state
+        for c in range(1, nc):
+            torch.addcmul(chunk_states[:, c - 1], chunk_decay[:, c - 1, :, :, None, None], S_in[:, c - 1],
+                          out=S_in[:, c])
+        state = chunk_decay[:, -1, :, :, None, None] * S_in[:, -1] + chunk_states[:, -1]
 
     # 4. Contribution of the incoming state: y_t += exp(cs_t) C_t . S_in.
     decay_from_start = torch.exp(cs)  # (b, c, Q, g, hg)
