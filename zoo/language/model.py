@@ -207,7 +207,9 @@ class LanguageModel(nn.Module):
         for i, blk in enumerate(self.blocks):
             x = blk(x, ctx, cache.layers[i] if cache is not None else None)
         if cache is not None:
-            cache.advance(attention_mask, l)
+            # An all-ones mask (generate passes one every step) is no padding: keeping the cache's key_mask at None
+            # lets later decode steps skip building an attention mask altogether.
+            cache.advance(attention_mask if ctx.pad_mask is not None else None, l)
         h = self.norm_f(x)
         logits = self.lm_head(h[:, -logits_to_keep:] if logits_to_keep else h)
         return ModelOutput(logits=logits, cache=cache, hidden_states=h)
