@@ -205,7 +205,6 @@ def grpo(cfg: GRPORecipe, *, resume: bool = False, out_root: str | Path | None =
     print(f"grpo: {sum(p.numel() for p in model.parameters()) / 1e6:.2f}M parameters, {t.steps} rollout steps x "
           f"{r.prompts_per_step} prompts x G={r.group_size}, stages "
           + " -> ".join(f"{s.name}({s.steps})" for s in cfg.stages), file=sys.stderr)
-    step = start
     for step in range(start, t.steps):
         if stop_after is not None and step >= stop_after:
             return GRPOResult(history, out, None)

@@ -11,7 +11,10 @@ calls) and writes `OUT/grpo/results.json`.
 Prompts are drawn from the same generator with seeds of their own; every held-out question and tool request is
 excluded, so the held-out numbers stay held out. Compare any two models:
 
-    python -m zoo.training.rl.nano_tiny BEFORE_DIR_OR_NAME AFTER_DIR_OR_NAME [--limit N]
+    python -m zoo.training.rl.nano_tiny BEFORE AFTER [--limit N] [--json OUT]
+
+BEFORE / AFTER: a registry name, a model directory, or a `results.json` of `zoo train nano-tiny all` (the same
+greedy evaluation, read instead of recomputed).
 """
 
 from __future__ import annotations
@@ -104,14 +107,23 @@ def after(cfg: Any, out_root: Path | None, final: Path) -> dict[str, Any]:
     return res
 
 
+def _numbers(model: str, limit: int | None) -> dict[str, Any]:
+    # A results.json written by `zoo train nano-tiny all` (same evaluation, greedy) saves re-running the before model.
+    if model.endswith(".json") and Path(model).is_file():
+        if limit:
+            raise SystemExit("--limit cannot apply to numbers read from a results.json")
+        return json.loads(Path(model).read_text())
+    return evaluate_model(model, limit=limit)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="nano-tiny held-out numbers of two models (before / after RL)")
-    p.add_argument("before")
-    p.add_argument("after")
+    p.add_argument("before", help="name, model directory, or results.json of `zoo train nano-tiny all`")
+    p.add_argument("after", help="name or model directory (e.g. runs/nano-tiny-rl/grpo/final)")
     p.add_argument("--limit", type=int, default=None, help="evaluate on N problems and N tool tasks only")
     p.add_argument("--json", default=None, help="write both results here")
     a = p.parse_args(argv)
-    res = {"before": evaluate_model(a.before, limit=a.limit), "after": evaluate_model(a.after, limit=a.limit)}
+    res = {"before": _numbers(a.before, a.limit), "after": _numbers(a.after, a.limit)}
     print(_line("before", res["before"]))
     print(_line("after", res["after"]))
     if a.json:
