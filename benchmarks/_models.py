@@ -21,6 +21,11 @@ HYBRID: dict[str, Any] = {
 }
 
 
+# A smaller sibling (~7M parameters) where per-step overhead, not weight bandwidth, dominates decode.
+SMALL: dict[str, Any] = {"hidden_size": 256, "intermediate_size": 768, "mamba_num_heads": 8, "num_attention_heads": 4,
+                         "num_key_value_heads": 2}
+
+
 def build_pair(overrides: dict[str, Any] | None = None, *, seed: int = 0) -> tuple[torch.nn.Module, torch.nn.Module]:
     """(transformers model, zoo model) with identical weights, fp32, eval mode.
 

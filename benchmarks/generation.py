@@ -1,6 +1,7 @@
 """Generation: zoo vs transformers on the same NemotronH config and weights (CPU, fp32, greedy).
 
-Run: ``python -m benchmarks.generation [--quick]``. Measures
+Run: ``python -m benchmarks.generation [--quick]``. Two sizes: the ~29M-parameter ``HYBRID`` model and a ~7M
+sibling (``SMALL``). For each it measures
 
 * prefill tokens/s on a 2k-token prompt (batch 1): one forward that fills a fresh cache, logits for the last token;
 * decode tokens/s at batch 1 and 8 through each library's own ``generate`` (``zoo.generate.generate`` vs
@@ -20,7 +21,7 @@ import time
 import torch
 
 from benchmarks._common import print_table, write_json
-from benchmarks._models import HYBRID, build_pair, n_params
+from benchmarks._models import HYBRID, SMALL, build_pair, n_params
 from zoo.kernels import dispatch
 
 
@@ -69,13 +70,31 @@ def main(argv: list[str] | None = None) -> dict:
         args.prefill, args.prompt, args.new, args.repeats = 256, 32, 6, 1
     from zoo.generate import generate as zoo_generate
 
-    hf, ours = build_pair()
+    results: dict = {"threads": torch.get_num_threads(), "models": {}}
+    rows: list[list] = []
+    for name, overrides in (("29M", {}), ("7M", SMALL)):
+        results["models"][name] = _run_config(name, overrides, args, zoo_generate, rows)
+    print_table(f"Generation: zoo vs transformers, NemotronH, fp32 CPU, {torch.get_num_threads()} threads "
+                f"(tokens/s, best of {args.repeats}; decode from a {args.prompt}-token prompt, {args.new} new tokens)",
+                ["model", "", "hf generate", "zoo generate", "x", "hf loop", "zoo loop", "x", "same tokens"], rows)
+    results["summary"] = {}
+    for name, res in results["models"].items():
+        results["summary"][f"{name} prefill x @{args.prefill}"] = res["prefill"]["ratio"]
+        for b, d in res["decode"]["by_batch"].items():
+            results["summary"][f"{name} decode x @b{b} (generate)"] = d["ratio_generate"]
+    write_json("generation", results)
+    return results
+
+
+def _run_config(name: str, overrides: dict, args: argparse.Namespace, zoo_generate, rows: list[list]) -> dict:
+    """Measure one model size; appends its table rows and returns its results."""
+    hf, ours = build_pair(overrides)
     # No end-of-sequence stop on either side: both generate exactly the tokens asked for.
     hf.generation_config.eos_token_id = None
     hf.generation_config.pad_token_id = 0
     vocab = HYBRID["vocab_size"]
     gen = torch.Generator().manual_seed(0)
-    results: dict = {"config": HYBRID, "params_M": n_params(ours) / 1e6, "threads": torch.get_num_threads()}
+    results: dict = {"config": HYBRID | overrides, "params_M": n_params(ours) / 1e6}
 
     with torch.inference_mode(), dispatch.force_backend("torch"):
         # ---- prefill
@@ -90,9 +109,12 @@ def main(argv: list[str] | None = None) -> dict:
         prefill = {k: args.prefill / v for k, v in t.items()}
         results["prefill"] = {"tokens": args.prefill, "tok_per_s": prefill,
                               "ratio": prefill["zoo"] / prefill["transformers"]}
+        label = f"{name} ({results['params_M']:.1f}M)"
+        rows.append([label, f"prefill {args.prefill} b=1", prefill["transformers"], prefill["zoo"],
+                     results["prefill"]["ratio"], "", "", "", ""])
 
         # ---- decode
-        rows, decode = [], {}
+        decode = {}
         for batch in args.batches:
             prompt = torch.randint(3, vocab, (batch, args.prompt), generator=gen)
             mask = torch.ones_like(prompt)
@@ -116,19 +138,10 @@ def main(argv: list[str] | None = None) -> dict:
             decode[batch] = {"tok_per_s": tps, "greedy_tokens_identical": same,
                              "ratio_generate": tps["zoo generate"] / tps["transformers generate"],
                              "ratio_loop": tps["zoo loop"] / tps["transformers loop"]}
-            rows.append([f"decode b={batch}", tps["transformers generate"], tps["zoo generate"],
+            rows.append([label, f"decode b={batch}", tps["transformers generate"], tps["zoo generate"],
                          decode[batch]["ratio_generate"], tps["transformers loop"], tps["zoo loop"],
                          decode[batch]["ratio_loop"], same])
         results["decode"] = {"prompt": args.prompt, "new_tokens": args.new, "by_batch": decode}
-
-    rows.insert(0, [f"prefill {args.prefill} b=1", prefill["transformers"], prefill["zoo"],
-                    results["prefill"]["ratio"], "", "", "", ""])
-    print_table(f"Generation, NemotronH {results['params_M']:.1f}M params, fp32 CPU, {torch.get_num_threads()} threads "
-                f"(tokens/s, best of {args.repeats})",
-                ["", "hf generate", "zoo generate", "x", "hf loop", "zoo loop", "x", "same tokens"], rows)
-    results["summary"] = {f"prefill x @{args.prefill}": results["prefill"]["ratio"]} | {
-        f"decode x @b{b} (generate)": d["ratio_generate"] for b, d in decode.items()}
-    write_json("generation", results)
     return results
 
 
