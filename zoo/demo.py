@@ -1,32 +1,80 @@
-"""`make demo`: load a model and generate from it.
+"""`make demo`: the embedded nano-tiny model, end to end on a CPU.
 
-Until the embedded `nano-tiny` model ships, this loads the tiny random-weight variant of nano-9b-v2 and says so
-plainly: its output is noise, but every part of the path (registry, hybrid backbone, cache, tokenizer, sampling)
-is the real one.
+1. `zoo.load("nano-tiny")`: a ~2M-parameter Nemotron-H-pattern model (Mamba-2 + attention + MLP blocks) shipped
+   inside the package, trained by this package's own recipe (`zoo train nano-tiny all`).
+2. Chat with reasoning on (`/think`), off (`/no_think`), and with a thinking budget (the Nano-v2 client-side
+   procedure in `zoo.chat`: cut the trace at the budget, close it, let the model answer).
+3. An accuracy run over held-out word problems (never trained on): answers, exact-match accuracy with thinking on
+   and off, per number of operations, plus tool-call accuracy and decoding speed.
+
+`python -m zoo.demo --n 400` evaluates the whole held-out split (the numbers in docs/training.md).
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 
 import zoo
 
 
-def main() -> int:
-    name = "nano-9b-v2"
-    print(f"Loading {name} (tiny=True): the block pattern of the real model with RANDOM weights, no download.")
-    m = zoo.load(name, tiny=True, seed=0)
-    print(f"  {m.num_parameters():,} parameters, pattern {m.config.pattern}")
-    tok = m.tokenizer
-    prompt = "The answer to 2 + 3 is"
-    ids = tok(prompt, return_tensors="pt").input_ids
+def _show_chat(m, prompt: str, **kw) -> None:
     t0 = time.perf_counter()
-    out = m.generate(ids, max_new_tokens=32)
+    r = m.chat(prompt, **kw)
     dt = time.perf_counter() - t0
-    new = out[0]  # generated ids of the first (only) sequence
-    print(f"prompt: {prompt!r}")
-    print(f"output (random weights, so this is noise): {tok.decode(new)!r}")
-    print(f"{len(new)} tokens in {dt:.2f}s ({len(new) / dt:.1f} tok/s)")
+    opts = ", ".join(f"{k}={v}" for k, v in kw.items())
+    print(f"\n>>> {prompt}" + (f"   [{opts}]" if opts else ""))
+    if r.reasoning:
+        print("  <think>")
+        for line in r.reasoning.strip().splitlines():
+            print(f"    {line}")
+        print("  </think>")
+    if r.tool_calls:
+        print(f"  tool calls: {r.tool_calls}")
+    print(f"  {r.text.strip()}")
+    print(f"  ({r.completion_tokens} tokens, {r.completion_tokens / max(dt, 1e-9):.0f} tok/s)")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description="nano-tiny demo: chat with /think, /no_think, a budget; accuracy run")
+    p.add_argument("--n", type=int, default=100, help="held-out problems to evaluate (25 per operation count)")
+    p.add_argument("--show", type=int, default=8, help="answers to print")
+    args = p.parse_args(argv)
+
+    from zoo.training.nano_tiny import corpus as C
+    from zoo.training.nano_tiny.evaluate import evaluate
+    from zoo.training.nano_tiny.recipe import heldout
+
+    m = zoo.load("nano-tiny")
+    print(f"nano-tiny: {m.num_parameters():,} parameters, block pattern {m.config.pattern} "
+          f"(M Mamba-2, * attention, - MLP), vocabulary {m.config.vocab_size}, chat format {m.chat_format}")
+
+    problems, tools = heldout()
+    q = problems[250]["question"]  # a held-out 3-step problem
+    _show_chat(m, f"{q} /think")
+    _show_chat(m, f"{q} /no_think")
+    _show_chat(m, f"{q} /think", thinking_budget=12)
+    _show_chat(m, [{"role": "system", "content": C.SYSTEM}, {"role": "user", "content": tools[0]["request"]}],
+               tools=C.TOOLS)
+
+    per_k = max(1, args.n // 4)
+    subset = [r for k in (1, 2, 3, 4) for r in [x for x in problems if x["n_ops"] == k][:per_k]]
+    print(f"\nAccuracy run: {len(subset)} held-out problems ({per_k} per number of operations), "
+          f"{min(len(tools), 40)} tool tasks, greedy decoding")
+    res = evaluate(m, subset, tools[:40])
+    on, off = res["think"], res["no_think"]
+    step = max(1, len(subset) // max(args.show, 1))
+    for i in range(0, len(subset), step)[: args.show]:
+        r = subset[i]
+        print(f"  [{r['n_ops']} ops] expected {r['answer']:>3}  think -> {on['answers'][i]!s:>4}  "
+              f"no_think -> {off['answers'][i]!s:>4}  | {r['question'][:70]}...")
+    print(f"\n{'':10s} {'all':>6s} {'1 op':>6s} {'2 ops':>6s} {'3 ops':>6s} {'4 ops':>6s} {'multi':>6s} {'tok/s':>7s}")
+    for name, r in (("/think", on), ("/no_think", off)):
+        ops = [r["by_ops"].get(k, 0.0) for k in (1, 2, 3, 4)]
+        print(f"{name:10s} {r['accuracy']:6.1%} " + " ".join(f"{x:6.1%}" for x in ops)
+              + f" {r['multi_step']:6.1%} {r['tokens_per_s']:7.0f}")
+    if "tools" in res:
+        print(f"tool calls: {res['tools']['accuracy']:.1%} exact ({res['tools']['n']} tasks)")
     return 0
 
 

@@ -69,7 +69,7 @@ def _background(rng: np.random.Generator) -> tuple[int, int, int]:
 
 def _place(rng: np.random.Generator, w: int, h: int, r: int, taken: list[tuple[int, int, int]]) -> tuple[int, int]:
     """A centre for a shape of radius r that does not touch earlier shapes (rejection sampling)."""
-    for _ in range(200):
+    for _ in range(2000):
         x, y = int(rng.integers(r + 1, w - r)), int(rng.integers(r + 1, h - r))
         if all((x - a) ** 2 + (y - b) ** 2 > (r + c + 3) ** 2 for a, b, c in taken):
             return x, y
@@ -85,12 +85,13 @@ def _shape(draw: ImageDraw.ImageDraw, kind: str, x: int, y: int, r: int, colour:
 
 
 def _count(rng: np.random.Generator) -> VisionItem:
-    w, h = SIZES[int(rng.integers(len(SIZES)))]
+    sizes = [wh for wh in SIZES if wh[0] * wh[1] >= 112 * 56]  # room for four shapes
+    w, h = sizes[int(rng.integers(len(sizes)))]
     n = int(rng.integers(1, 5))
     img = Image.new("RGB", (w, h), _background(rng))
     draw = ImageDraw.Draw(img)
     colour = list(COLOURS)[int(rng.integers(len(COLOURS)))]
-    r = max(6, min(w, h) // 7)
+    r = max(6, min(w, h) // 8)
     taken: list[tuple[int, int, int]] = []
     for _ in range(n):
         x, y = _place(rng, w, h, r, taken)

@@ -7,18 +7,20 @@ Arithmetic problems ("multi-step" when they need 2+ operations) read like
     Mia has 4 bags with 6 apples in each. She buys 7 more apples. She gives away 5 apples.
     How many apples does Mia have now?
 
-with a worked trace, one line per sentence, each restating what happens before computing it, then the answer:
+with a worked trace, one line per sentence: the sentence copied verbatim, then its computation; then the answer:
 
-    4 bags of 6: 4 × 6 = 24
-    buys 7: 24 + 7 = 31
-    gives away 5: 31 - 5 = 26
+    Mia has 4 bags with 6 apples in each. 4 × 6 = 24
+    She buys 7 more apples. 24 + 7 = 31
+    She gives away 5 apples. 31 - 5 = 26
                                     -> "The answer is 26."
 
 Design choices, all for learnability by a few-M-parameter model on a small CPU budget:
 - Numbers stay below 100 and every later step adds or subtracts a single digit, so each trace line is a units-digit
   fact plus a carry; multiplication only appears as the first step, as single-digit times tables.
-- Each trace line starts by restating its sentence (verb + number), so the model can find its place in the question
-  by content (attention has no position encoding in Nemotron-H).
+- Each trace line starts by copying its sentence, so finding the next sentence is plain induction-style copying
+  (continue the question after the text just copied) and the operand sits right before the computation; only
+  the arithmetic is left to learn. (A first version restated "buys 7:" only; after 200 pretraining steps it still
+  picked the wrong sentence: attention in Nemotron-H has no position encoding.)
 - The tokenizer splits digits individually (as the released Nemotron tokenizers do), so sums are digit-wise.
 - Thinking off has to do every step in one go: that is what makes thinking on win on the multi-step split.
 
@@ -92,20 +94,20 @@ def make_problem(rng: random.Random, n_ops: int | None = None) -> Problem:
         cont = rng.choice(CONTAINERS)
         sentences.append(f"{name} has {c} {cont} with {d} {item} in each.")
         x = c * d
-        steps.append(f"{c} {cont} of {d}: {c} × {d} = {x}")
+        steps.append(f"{sentences[-1]} {c} × {d} = {x}")
         ops_left -= 1
     else:
         x = rng.randint(10, 60) if ops_left > 0 else rng.randint(1, 60)
         sentences.append(f"{name} has {x} {item}.")
-        steps.append(f"start: {x}")
+        steps.append(f"{sentences[-1]} Start: {x}")
     while ops_left > 0:
         n = rng.randint(2, 9)  # from 2: "1 apples" would read badly
         can_add, can_sub = x + n <= 99, x - n >= 0
         add = can_add and (not can_sub or rng.random() < 0.5)
-        tmpl, short = rng.choice(ADD if add else SUB)
+        tmpl, _ = rng.choice(ADD if add else SUB)
         sentences.append(tmpl.format(P=P, o=OBJ[P], n=n, item=item))
         y = x + n if add else x - n
-        steps.append(f"{short.format(n=n)}: {x} {'+' if add else '-'} {n} = {y}")
+        steps.append(f"{sentences[-1]} {x} {'+' if add else '-'} {n} = {y}")
         x = y
         ops_left -= 1
     sentences.append(f"How many {item} does {name} have now?")

@@ -61,7 +61,7 @@ def _complete(model: Any, prompts: list[list[int]], max_new: int, batch: int) ->
 
 
 def evaluate(model: Any, problems: list[dict[str, Any]], tools: list[dict[str, Any]] | None = None, *,
-             batch: int = 50, max_new_think: int = 120, max_new_plain: int = 24) -> dict[str, Any]:
+             batch: int = 50, max_new_think: int = 160, max_new_plain: int = 24) -> dict[str, Any]:
     """Accuracy on held-out problems with thinking on and off, per number of operations, and on tool tasks.
 
     Args:
@@ -69,7 +69,7 @@ def evaluate(model: Any, problems: list[dict[str, Any]], tools: list[dict[str, A
         problems: Rows {"question", "answer", "n_ops"}.
         tools: Rows {"request", "call"} (optional).
         batch: Prompts decoded together.
-        max_new_think: Token cap with thinking on (traces are ~15 tokens per operation).
+        max_new_think: Token cap with thinking on (traces are ~20 tokens per operation).
         max_new_plain: Token cap with thinking off.
 
     Returns:

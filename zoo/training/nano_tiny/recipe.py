@@ -48,6 +48,9 @@ def write_corpus(root: Path) -> None:
     rng.shuffle(pre)
     sft = [{"messages": C.problem_messages(p, think=True)} for p in train[:N_SFT_PROBLEMS]]
     sft += [{"messages": C.tool_messages(t, think=True), "tools": t.tools} for t in tools[:N_SFT_TOOLS]]
+    for i, r in enumerate(sft):
+        if i % 2:  # half without the system prompt: `zoo chat nano-tiny "..."` sends none
+            r["messages"] = r["messages"][1:]
     rng.shuffle(sft)
     heldout = [{"question": p.question, "answer": p.answer, "n_ops": p.n_ops, "trace": p.trace} for p in held]
     heldout += [{"request": t.request, "call": t.call} for t in held_tools]
@@ -69,7 +72,10 @@ def build_tokenizer(root: Path) -> Any:
     texts = [json.loads(line)["text"] for line in open(root / "corpus" / "pretrain.jsonl")][:20_000]
     rows = [json.loads(line) for line in open(root / "corpus" / "sft.jsonl")][:4_000]
     for r in rows:
-        texts.append(render("nemotron-v2", r["messages"], tools=r.get("tools"), add_generation_prompt=False))
+        msgs = r["messages"]
+        if msgs[0]["role"] != "system":  # the system prompt's words belong in the vocabulary either way
+            msgs = [{"role": "system", "content": C.SYSTEM}, *msgs]
+        texts.append(render("nemotron-v2", msgs, tools=r.get("tools"), add_generation_prompt=False))
     tok = train_bpe_tokenizer(texts, vocab_size=VOCAB_SIZE, chat_format="nemotron-v2")
     # One token per digit, as in the released Nemotron tokenizers: sums become digit-wise rules, not a table.
     backend = tok.backend_tokenizer
@@ -122,7 +128,7 @@ def finish(root: Path, tiny: bool) -> dict[str, Any]:
     problems, tools = heldout(Path(root))
     if tiny:  # smoke profile: a handful of problems, short generations
         problems, tools = problems[:: len(problems) // 8], tools[:4]
-    res = summary(evaluate(model, problems, tools, max_new_think=16 if tiny else 120,
+    res = summary(evaluate(model, problems, tools, max_new_think=16 if tiny else 160,
                            max_new_plain=8 if tiny else 24))
     (Path(root) / "results.json").write_text(json.dumps(res, indent=1))
     for mode in ("think", "no_think"):
