@@ -269,10 +269,10 @@ def test_pruned_model_release_records_lineage_and_its_own_shape(tmp_path: Path) 
     assert "| hidden size | 48 |" in body and "Minitron width + depth pruning" in body
 
 
-@pytest.mark.xfail(reason="known gap (docs/releases.md): zoo.loading.load_tokenizer goes through AutoTokenizer, which "
-                          "reads config.json and fails on model_type nemotron-nas", strict=False)
 def test_nemotron_nas_release_with_tokenizer_validates(tmp_path: Path) -> None:
     model = zoo.load("llama-nemotron-super-49b", tiny=True, seed=0)
     assert model.tokenizer is not None
     folder = build_release(model, tmp_path / "nas", repo_id="me/nas")
     validate_release(folder, model)
+    qwen = zoo.load("acereason-nemotron-7b", tiny=True, seed=0)  # its tokenizer must reload as written, too
+    validate_release(build_release(qwen, tmp_path / "qwen", repo_id="me/qwen"), qwen)

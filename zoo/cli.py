@@ -16,6 +16,7 @@ from zoo.errors import ZooError
 COMMANDS: list[str] = [
     "models",  # list, info
     "train",  # train ENTRY STAGE [--tiny] [--resume]
+    "prune",  # prune SRC OUT --hidden --ffn --mamba-heads --num-blocks; prune-search NAME --budget-gib
     "chat",  # chat NAME [PROMPT] [--think/--no-think] [--budget N] [--tools FILE]
     "generate",  # generate NAME PROMPT
     "card",  # card NAME [--write], card --all --write|--check

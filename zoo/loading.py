@@ -63,9 +63,16 @@ def load_tokenizer(path: Path):
     """AutoTokenizer for a checkpoint dir, or None when it has no tokenizer files."""
     if not any((path / f).exists() for f in TOKENIZER_FILES):
         return None
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+    tok_cfg = hub.read_json(path / "tokenizer_config.json") if (path / "tokenizer_config.json").exists() else {}
+    generic = tok_cfg.get("tokenizer_class") in (None, "PreTrainedTokenizerFast", "TokenizersBackend")
     try:
+        if generic and (path / "tokenizer.json").exists():
+            # A plain tokenizer.json: load it as written. AutoTokenizer would consult config.json's model_type and
+            # either fail (nemotron-nas is unknown to transformers) or swap in a family class whose pre-tokenizer
+            # differs from the file (qwen2).
+            return PreTrainedTokenizerFast.from_pretrained(str(path))
         return AutoTokenizer.from_pretrained(str(path))
     except Exception as e:
         raise CheckpointError(f"{path}: cannot load the tokenizer ({type(e).__name__}: {e})") from None
