@@ -187,8 +187,16 @@ def test_conv_channel_last_input() -> None:
     x, w, bias, init = _conv_inputs()
     x_cl = x.transpose(1, 2).contiguous().transpose(1, 2)
     assert not x_cl.is_contiguous()
+    wide = torch.zeros(2, 19, 11)
+    wide[..., 3:9] = x.transpose(1, 2)
+    x_slice = wide[..., 3:9].transpose(1, 2)  # a column slice of a wider projection, as a mixer's split gives
     for kw in ({}, {"initial_state": init}):
+        y_s, f_s = causal_conv1d(x_slice, w, bias, return_final_state=True, **kw)
         y_cl, f_cl = causal_conv1d(x_cl, w, bias, return_final_state=True, **kw)
         y, f = causal_conv1d(x, w, bias, return_final_state=True, **kw)
         _close("channel-last", y_cl, y)
         _close("channel-last final", f_cl, f)
+        _close("column slice", y_s, y)
+        _close("column slice final", f_s, f)
+        f_s.add_(1.0)  # the returned state must not alias the input
+        assert torch.equal(wide[..., 3:9].transpose(1, 2), x)

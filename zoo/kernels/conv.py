@@ -171,7 +171,8 @@ def causal_conv1d_torch(
     b, d, seqlen = x.shape
     k = weight.shape[1]
     xt = x.transpose(1, 2)  # (b, l, d)
-    if not xt.is_contiguous():
+    if xt.stride(-1) != 1:
+        # Only the channel axis needs unit stride: a column slice of a wider projection (row stride > d) is fine.
         xt = xt.contiguous()
     prefix = (initial_state.to(x.dtype).transpose(1, 2) if initial_state is not None
               else xt.new_zeros(b, k, d))  # (b, k, d): the k inputs before x
