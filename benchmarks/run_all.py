@@ -42,9 +42,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smoke-test sizes (seconds, not minutes)")
     parser.add_argument("--only", nargs="+", default=None, help="run only these benchmarks")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: OMP_NUM_THREADS if set, else at most 2)")
     args = parser.parse_args(argv)
-    # The benchmarks are written for a small shared CPU; use what we are given, no more than 2 threads unless told.
-    if torch.get_num_threads() > 2 and "OMP_NUM_THREADS" not in os.environ:
+    # Sized for a 2-core CPU. On a machine shared with other jobs, --threads 1 gives steadier numbers: with more
+    # threads than free cores, OpenMP barriers make every op wait for the slowest thread.
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    elif torch.get_num_threads() > 2 and "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(2)
 
     names = args.only or discover()
