@@ -20,7 +20,7 @@ import torch
 from zoo.audio.aqa import LIKELIHOOD_PROMPT_TEMPLATE, PROMPT_TEMPLATE, display_options, format_prompt, load_aqa
 from zoo.audio.io import as_waveform
 from zoo.audio.synthetic import TASKS, make_example
-from zoo.training.multimodal.render import AudioRenderer
+from zoo.training.multimodal.render import AudioRenderer, check_drops
 from zoo.training.multimodal.sample import MMSample
 
 __all__ = ["aqa_stream", "shuffled_question"]
@@ -49,6 +49,7 @@ def aqa_stream(renderer: AudioRenderer, *, seed: int, tasks: Sequence[str] = tup
     """
     rng = np.random.default_rng(seed)
     items = load_aqa(data) if data else None
+    streak = 0
     while True:
         if items is not None:
             it = items[int(rng.integers(len(items)))]
@@ -61,5 +62,8 @@ def aqa_stream(renderer: AudioRenderer, *, seed: int, tasks: Sequence[str] = tup
         reply = display_options(list(choices))[list(choices).index(answer)]
         prompt = shuffled_question(question, choices, rng, shuffle_answers)
         sample = renderer(prompt, reply, [torch.from_numpy(np.asarray(wave, dtype=np.float32))], meta)
-        if sample is not None:
-            yield sample
+        if sample is None:
+            streak = check_drops(streak, renderer.max_len)
+            continue
+        streak = 0
+        yield sample

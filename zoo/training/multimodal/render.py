@@ -18,14 +18,17 @@ from PIL import Image
 
 from zoo.audio.processor import audio_block
 from zoo.chat import build_prompt
+from zoo.errors import ZooError
 from zoo.training.multimodal.audio_encode import cropped_features
 from zoo.training.multimodal.sample import MMSample, assistant_mask
 from zoo.vision.processor import Video, tile_count
 from zoo.vision.sampling import SampleRejected
 
-__all__ = ["AudioRenderer", "FitStats", "VisionRenderer"]
+__all__ = ["AudioRenderer", "FitStats", "VisionRenderer", "check_drops"]
 
 USER_HEADER = "<|im_start|>user\n"
+MAX_CONSECUTIVE_DROPS = 500
+"""A stream that drops this many samples in a row cannot fill a batch: the stage length is too small for the data."""
 
 
 @dataclass
@@ -48,6 +51,13 @@ class FitStats:
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
+
+
+def check_drops(streak: int, max_len: int) -> int:
+    """Count a dropped sample in a row of drops; raise when a stream cannot produce anything at this length."""
+    if streak + 1 >= MAX_CONSECUTIVE_DROPS:
+        raise ZooError(f"{streak + 1} samples in a row do not fit max_len={max_len}: raise the stage length")
+    return streak + 1
 
 
 def _chatml_ids(tokenizer: Any) -> tuple[int, list[int], int]:

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from zoo.training.multimodal.render import VisionRenderer
+from zoo.training.multimodal.render import VisionRenderer, check_drops
 from zoo.training.multimodal.sample import MMSample
 from zoo.vision.processor import Video
 
@@ -160,11 +160,15 @@ def vision_stream(renderer: VisionRenderer, *, seed: int, tasks: Sequence[str] =
     """Endless rendered samples of the generated tasks (drops, counted by the renderer, are skipped)."""
     rng = np.random.default_rng(seed)
     tasks = list(tasks) or list(TASKS)
+    streak = 0
     while True:
         item = make_item(tasks[int(rng.integers(len(tasks)))], rng)
         order = rng.permutation(len(item.choices)) if shuffle_answers else np.arange(len(item.choices))
         user = render_question(item.question, [item.choices[i] for i in order])
         messages = [{"role": "user", "content": user}, {"role": "assistant", "content": item.answer}]
         sample = renderer(messages, item.images, item.videos, {"task": item.task})
-        if sample is not None:
-            yield sample
+        if sample is None:
+            streak = check_drops(streak, renderer.max_len)
+            continue
+        streak = 0
+        yield sample
