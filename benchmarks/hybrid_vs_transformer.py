@@ -182,8 +182,13 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"end to end, batch 1: {e2e}")
         result["end_to_end_b1_tok_per_s"] = e2e
     write_json("hybrid_vs_transformer", result)
+    # One line per (model, batch): the 256-3k points and the 4k-24k points join into one curve.
+    merged: dict[str, dict[int, float]] = {}
+    for key, curve in curves.items():
+        points = merged.setdefault(key.removesuffix(" long"), {})
+        points.update({c: y * 1e3 for c, y in zip(curve["context"], curve["seconds_per_step"])})
     plot_lines("hybrid_vs_transformer", "Decode time per token vs context (CPU fp32)", "context (tokens)",
-               "ms per step", {k: (v["context"], [y * 1e3 for y in v["seconds_per_step"]]) for k, v in curves.items()})
+               "ms per step", {k: (sorted(v), [v[c] for c in sorted(v)]) for k, v in merged.items()})
     return result
 
 
