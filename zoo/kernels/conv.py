@@ -266,22 +266,29 @@ def _causal_conv1d_cuda(
 ) -> tuple[Tensor, Tensor | None]:
     causal_conv1d_fn = dispatch.load("causal_conv1d").causal_conv1d_fn
     k = weight.shape[1]
+    if initial_state is not None and seq_idx is not None:
+        # The torch path defines these semantics (the state belongs to the first document); the kernel's differ.
+        return causal_conv1d_torch(x, weight, bias, activation=activation, initial_state=initial_state,
+                                   seq_idx=seq_idx, return_final_state=return_final_state)
+    # The kernel takes (b, d, l) either contiguous or channel-last (channel stride 1, the other two strides multiples
+    # of 8); seq_idx and initial states need channel-last. A mixer's x is a transposed column slice of the input
+    # projection, channel-last but with the projection's width as stride: make it dense when that is misaligned.
+    if initial_state is not None or seq_idx is not None or x.stride(1) == 1:
+        if not (x.stride(1) == 1 and x.stride(2) % 8 == 0 and x.stride(0) % 8 == 0):
+            x = x.transpose(1, 2).contiguous().transpose(1, 2)
+    elif not x.is_contiguous():
+        x = x.contiguous()
     init = None
     if initial_state is not None:
-        if seq_idx is not None:
-            # The kernel does not take both; the torch path defines the semantics.
-            return causal_conv1d_torch(x, weight, bias, activation=activation, initial_state=initial_state,
-                                       seq_idx=seq_idx, return_final_state=return_final_state)
-        # The kernel wants the k - 1 previous inputs and a channel-last x when an initial state is given.
+        # The kernel wants the k - 1 previous inputs, channel-last like x.
         init = initial_state[..., 1:].to(x.dtype).transpose(1, 2).contiguous().transpose(1, 2)
-        x = x.transpose(1, 2).contiguous().transpose(1, 2)
     seg32 = None
     if seq_idx is not None:
         changed = (seq_idx[:, 1:] != seq_idx[:, :-1]).to(torch.int32)
         seg32 = F.pad(changed.cumsum(-1, dtype=torch.int32), (1, 0))
-    y = causal_conv1d_fn(x, weight, bias, seq_idx=seg32, initial_states=init, activation=activation)
+    y = causal_conv1d_fn(x, weight.contiguous(), bias, seq_idx=seg32, initial_states=init, activation=activation)
     final = None
     if return_final_state:
-        final = _final_state(_padded_input(x, k, initial_state), k,
-                             _segments_padded(seq_idx, k) if seq_idx is not None else None)
+        tail = x[..., -k:] if x.shape[-1] >= k else _padded_input(x, k, initial_state)  # only the last k matter
+        final = _final_state(tail, k, _segments_padded(seq_idx, k) if seq_idx is not None else None)
     return y, final

@@ -442,4 +442,6 @@ def _ssd_step_mamba_ssm(
     dt_e = dt.unsqueeze(-1).expand(b, h, p)
     A_e = A.float().view(h, 1, 1).expand(h, p, n)
     D_e = None if D is None else D.view(h, 1).expand(h, p)
-    return selective_state_update(state, x, dt_e, A_e, B, C, D=D_e, dt_softplus=False)
+    # A zero dt_bias, also stride 0: the kernel reads dt_bias.stride(-1) to choose that path even when none is given.
+    zero_bias = dt.new_zeros(h, 1).expand(h, p)
+    return selective_state_update(state, x, dt_e, A_e, B, C, D=D_e, dt_bias=zero_bias, dt_softplus=False)
