@@ -36,6 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                                     "for nano-12b-v2-base, else the last blocks first)")
     s.add_argument("--all", action="store_true", help="also list candidates over budget")
     s.set_defaults(func=cmd_search)
+    register_study(sub)
 
 
 def _ints(text: str) -> list[int]:
@@ -106,4 +107,39 @@ def cmd_search(args: argparse.Namespace) -> int:
         print(c.describe())
     if not cands:
         print(json.dumps({"fits": 0}))
+    return 0
+
+
+def register_study(sub: argparse._SubParsersAction) -> None:
+    s = sub.add_parser("prune-study", help="pruned + distilled student vs the same architecture from scratch")
+    s.add_argument("teacher", help="teacher checkpoint directory or entry (default: the shipped nano-tiny)")
+    s.add_argument("--out", required=True)
+    s.add_argument("--steps", type=int, default=300)
+    s.add_argument("--rows", type=int, default=16)
+    s.add_argument("--seq-len", type=int, default=512)
+    s.add_argument("--hidden", type=int, default=192)
+    s.add_argument("--ffn", type=int, default=512)
+    s.add_argument("--drop-blocks", default="", help="blocks to drop (default: none)")
+    s.add_argument("--calibration-samples", type=int, default=256)
+    s.add_argument("--n-eval", type=int, default=100)
+    s.set_defaults(func=cmd_study)
+
+
+def cmd_study(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from zoo.registry import get_entry, has_entry
+    from zoo.training.distill import PruneConfig
+    from zoo.training.minitron_study import run_study
+
+    teacher = Path(args.teacher)
+    if not teacher.is_dir() and has_entry(args.teacher) and get_entry(args.teacher).local_path is not None:
+        teacher = get_entry(args.teacher).local_path
+    if not (teacher / "config.json").exists():
+        raise ConfigError(f"{args.teacher}: not a checkpoint directory or a shipped entry")
+    prune = PruneConfig(hidden=args.hidden, ffn=args.ffn, drop_blocks=_ints(args.drop_blocks),
+                        calibration_samples=args.calibration_samples)
+    res = run_study(teacher, args.out, prune=prune, steps=args.steps, rows=args.rows, seq_len=args.seq_len,
+                    n_eval=args.n_eval)
+    print(json.dumps({k: res[k] for k in ("teacher", "distilled", "scratch")}, indent=1))
     return 0
