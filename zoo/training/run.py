@@ -21,6 +21,7 @@ STAGES: dict[str, tuple[str, str]] = {
     "pretrain": ("zoo.training.config:RecipeConfig", "zoo.training.pretrain:pretrain"),
     "sft": ("zoo.training.config:RecipeConfig", "zoo.training.sft:sft"),
     "distill": ("zoo.training.distill_recipe:DistillRecipe", "zoo.training.distill_recipe:distill"),
+    "grpo": ("zoo.training.rl.config:GRPORecipe", "zoo.training.grpo:grpo"),
 }
 
 
