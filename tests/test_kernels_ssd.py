@@ -89,7 +89,8 @@ def test_seq_idx_resets_state(chunk_size: int) -> None:
 def test_seq_idx_with_initial_state_raises() -> None:
     t = _inputs()
     with pytest.raises(ValueError, match="seq_idx"):
-        ssd_scan(**t, chunk_size=8, seq_idx=torch.zeros(2, 37, dtype=torch.long), initial_state=torch.zeros(2, 4, 8, 16))
+        ssd_scan(**t, chunk_size=8, seq_idx=torch.zeros(2, 37, dtype=torch.long),
+                 initial_state=torch.zeros(2, 4, 8, 16))
 
 
 def test_bad_shapes_raise() -> None:

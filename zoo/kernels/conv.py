@@ -164,8 +164,9 @@ def causal_conv1d_torch(
     """The conv as k shifted multiply-adds in torch; arguments and returns as :func:`causal_conv1d`.
 
     The work is done channel-last, (b, l, d), where every tap is a contiguous slab and the per-channel weights
-    broadcast along the fast axis; taps are accumulated in place into shifted slices of the output. A mixer's ``x`` is usually already a transposed view of a (b, l, d) projection;
-    mixing that layout with a (b, d, l) padded copy made the elementwise ops strided and several times slower.
+    broadcast along the fast axis; taps are accumulated in place into shifted slices of the output. A mixer's
+    ``x`` is usually already a transposed view of a (b, l, d) projection; mixing that layout with a (b, d, l) padded
+    copy made the elementwise ops strided and several times slower.
     The returned ``y`` is a (b, d, l) view of a channel-last tensor.
     """
     b, d, seqlen = x.shape
