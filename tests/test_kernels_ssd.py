@@ -93,6 +93,13 @@ def test_seq_idx_with_initial_state_raises() -> None:
                  initial_state=torch.zeros(2, 4, 8, 16))
 
 
+def test_empty_sequence_passes_state_through() -> None:
+    t = {k: (v[:, :0] if v.dim() > 1 else v) for k, v in _inputs().items()}
+    init = torch.randn(2, 4, 8, 16)
+    y, s = ssd_scan(**t, chunk_size=8, initial_state=init)
+    assert y.shape == (2, 0, 4, 8) and torch.equal(s, init)
+
+
 def test_bad_shapes_raise() -> None:
     t = _inputs()
     with pytest.raises(ValueError, match="multiple of groups"):

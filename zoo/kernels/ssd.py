@@ -194,11 +194,14 @@ def ssd_scan_torch(
     b, seqlen, h, p = x.shape
     g, n = B.shape[2], B.shape[3]
     hg = h // g  # heads per group
+    if seqlen == 0:  # nothing to scan: the state passes through unchanged
+        state0 = initial_state.float().clone() if initial_state is not None else x.new_zeros(b, h, p, n).float()
+        return x.new_empty(b, 0, h, p), state0
     # The result does not depend on the chunk length (only rounding does), so on CPU we cap it where the
     # quadratic intra-chunk work stops paying for the fewer inter-chunk states (measured: 32-64 beat 128 there).
     if x.device.type == "cpu":
         chunk_size = min(chunk_size, CPU_MAX_CHUNK)
-    Q = min(chunk_size, seqlen) if seqlen > 0 else 1  # a chunk longer than the sequence only wastes padding
+    Q = min(chunk_size, seqlen)  # a chunk longer than the sequence only wastes padding
     nc = -(-seqlen // Q)  # number of chunks
     pad = nc * Q - seqlen
     out_dtype = x.dtype
