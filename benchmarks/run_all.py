@@ -43,14 +43,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke-test sizes (seconds, not minutes)")
     parser.add_argument("--only", nargs="+", default=None, help="run only these benchmarks")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch CPU threads (default: OMP_NUM_THREADS if set, else at most 2)")
+                        help="torch CPU threads (default: OMP_NUM_THREADS if set, else 1)")
     args = parser.parse_args(argv)
-    # Sized for a 2-core CPU. On a machine shared with other jobs, --threads 1 gives steadier numbers: with more
-    # threads than free cores, OpenMP barriers make every op wait for the slowest thread.
+    # One thread unless asked: the ratios are what the benchmarks report, and on a machine shared with other jobs
+    # more threads than free cores make every op wait at OpenMP barriers (measured 20-40x slower decode on the
+    # loaded 2-core VM), which would also break the 10-minute budget of `make bench`.
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    elif torch.get_num_threads() > 2 and "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(2)
+    elif "OMP_NUM_THREADS" not in os.environ:
+        torch.set_num_threads(1)
 
     names = args.only or discover()
     failed, summary, start = [], [], time.perf_counter()
