@@ -22,7 +22,8 @@ from zoo.errors import ZooError
 from zoo.training.multimodal.audio_encode import cropped_features
 from zoo.training.multimodal.sample import MMSample, assistant_mask
 from zoo.vision.processor import Video, tile_count
-from zoo.vision.sampling import SampleRejected
+from zoo.vision.sampling import SampleRejected, plan_frames
+from zoo.vision.video import open_video
 
 __all__ = ["AudioRenderer", "FitStats", "VisionRenderer", "check_drops"]
 
@@ -87,7 +88,17 @@ class VisionRenderer:
             w, h = im.size if isinstance(im, Image.Image) else Image.open(im).size
             n += tile_count(cfg, w, h)
         for v in videos:
-            n += len(v.frames) * cfg.video_max_tiles if isinstance(v, Video) and v.frames is not None else 0
+            v = v if isinstance(v, Video) else Video(path=str(v))
+            if v.frames is not None:
+                n += len(v.frames) * cfg.video_max_tiles
+                continue
+            reader = open_video(v.path)  # header only: the frame count the processor plans without a budget
+            info = reader.info
+            reader.close()
+            plan = plan_frames(info.num_frames, info.fps, target_fps=cfg.video_fps, min_frames=cfg.video_min_frames,
+                               max_frames=cfg.video_max_frames, frame_factor=cfg.frame_factor, start=v.start,
+                               end=v.end)
+            n += len(plan.indices) * cfg.video_max_tiles
         return n
 
     def __call__(self, messages: list[dict[str, str]], images: Sequence[Any] = (), videos: Sequence[Any] = (),
@@ -106,8 +117,7 @@ class VisionRenderer:
             return None
         media = {"pixel_values": out["pixel_values"]} if "pixel_values" in out else {}
         got = int(media["pixel_values"].shape[0]) if media else 0
-        if all(isinstance(v, Video) and v.frames is not None for v in videos) and got < self._full_tiles(images,
-                                                                                                       videos):
+        if got < self._full_tiles(images, videos):
             self.stats.degraded += 1
         self.stats.kept += 1
         return MMSample(ids, assistant_mask(ids, *self._ids), media, dict(meta or {}))
