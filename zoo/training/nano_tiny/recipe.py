@@ -24,7 +24,7 @@ from zoo.training.nano_tiny import corpus as C
 
 N_TRAIN_PROBLEMS = 60_000
 N_TRAIN_TOOLS = 6_000
-N_SFT_PROBLEMS = 16_000  # SFT needs far fewer samples than pretraining: 250 steps see ~12k chats
+N_SFT_PROBLEMS = 16_000  # SFT needs far fewer samples than pretraining: 400 steps see ~13k chats
 N_SFT_TOOLS = 1_000
 N_HELDOUT_PROBLEMS = 400  # 100 per number of operations
 N_HELDOUT_TOOLS = 100
