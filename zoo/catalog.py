@@ -275,7 +275,8 @@ register(Entry(
     license="apache-2.0", recipes=("aqa",), tags=("audio", "aqa")))
 register(Entry(
     name="nano-audio-tiny", family="qwen2_audio",
-    description="Tiny audio-language model: the Qwen2-Audio encoder + projector on a hybrid Nemotron-H backbone, random.",
+    description="Tiny audio-language model: the Qwen2-Audio encoder + projector on a hybrid Nemotron-H backbone, "
+                "trained by `zoo train nano-audio-tiny aqa` on synthetic DCASE-format audio questions.",
     config=tiny_qwen2_audio(tiny_nemotron_h("M-M*-")), tiny=tiny_qwen2_audio(tiny_nemotron_h("M-M*-")),
     chat_format="chatml", paper=("2407.10759", "2504.03624"), license="apache-2.0", recipes=("aqa",),
-    tags=("audio", "aqa", "hybrid")))
+    local_dir="data/nano-audio-tiny", tags=("audio", "aqa", "hybrid")))

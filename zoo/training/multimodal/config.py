@@ -110,6 +110,9 @@ class MMRecipeConfig:
     def __post_init__(self) -> None:
         if not self.stages:
             raise ValueError("stages must list at least one stage")
+        total = sum(s.steps for s in self.stages)
+        if self.train.steps != total:  # per-stage steps drive the loop; train.steps states the total (model cards)
+            raise ValueError(f"train.steps ({self.train.steps}) must equal the sum of the stages' steps ({total})")
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ValueError(f"stage names must be unique, got {names}")
