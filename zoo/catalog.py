@@ -258,9 +258,11 @@ register(Entry(
     recipes=("sft",), base_model="Qwen/Qwen2.5-7B-Instruct", tags=("vision", "video", "eagle")))
 register(Entry(
     name="nano-vl-tiny", family="eagle_2_5_vl",
-    description="Tiny Eagle-style VLM on a hybrid Nemotron-H backbone (SigLIP-tiny + pixel-shuffle mlp1), random.",
+    description="Tiny Eagle-style VLM on a hybrid Nemotron-H backbone (SigLIP-tiny + pixel-shuffle mlp1), trained "
+                "by `zoo train nano-vl-tiny sft` on generated image/video questions.",
     config=tiny_eagle(tiny_nemotron_h("M-M*-")), tiny=tiny_eagle(tiny_nemotron_h("M-M*-")), chat_format="chatml",
-    paper=("2504.15271", "2504.03624"), license="apache-2.0", tags=("vision", "video", "eagle", "hybrid")))
+    paper=("2504.15271", "2504.03624"), license="apache-2.0", recipes=("sft",), local_dir="data/nano-vl-tiny",
+    tags=("vision", "video", "eagle", "hybrid")))
 register(Entry(
     name="qwen2-audio-7b", family="qwen2_audio", hub_repo="Qwen/Qwen2-Audio-7B-Instruct",
     description="Qwen2-Audio-7B-Instruct: Whisper-large-v3-style encoder + projector + Qwen2-7B.",
