@@ -49,11 +49,23 @@ def test_no_think_and_truncated_modes(tok):
     prompt, target = _split(tok, render_sample(msgs, tok, "nemotron-v2", mode="no_think"))
     assert tok.decode(prompt).endswith("<think></think>") and "/no_think" not in tok.decode(prompt)
     assert tok.decode(target) == f"{PROBLEM.answer_text}\n<SPECIAL_12>"
-    budget = len(tok.encode(PROBLEM.steps[0] + "\n" + PROBLEM.steps[1], add_special_tokens=False))
-    _, target = _split(tok, render_sample(msgs, tok, "nemotron-v2", mode="truncated", budget=budget))
-    # Cut at a line boundary within the budget, closed like zoo.chat's budget, still ending in the answer.
-    assert tok.decode(target) == (f"{PROBLEM.steps[0]}\n{PROBLEM.steps[1]}.\n</think>\n\n{PROBLEM.answer_text}"
-                                  "\n<SPECIAL_12>")
+    # Budget one token past two lines: cut like zoo.chat (before the last newline token), closing text inserted
+    # as its own tokens and not learned, then the answer.
+    budget = len(tok.encode(PROBLEM.steps[0] + "\n" + PROBLEM.steps[1] + "\n", add_special_tokens=False)) + 1
+    doc = render_sample(msgs, tok, "nemotron-v2", mode="truncated", budget=budget)
+    p_ids = tok.encode(render("nemotron-v2", msgs[:-1], add_generation_prompt=True, thinking=True))
+    ids, mask = doc.ids.tolist(), doc.loss_mask.tolist()
+    assert ids[:len(p_ids)] == p_ids and not any(mask[:len(p_ids)])
+    close = tok.encode(".\n</think>\n\n", add_special_tokens=False)
+    k = len(ids) - len(tok.encode(f"{PROBLEM.answer_text}\n<SPECIAL_12>", add_special_tokens=False))
+    assert ids[k - len(close):k] == close and not any(mask[k - len(close):k]) and all(mask[k:])
+    cut = ids[len(p_ids):k - len(close)]
+    assert all(mask[len(p_ids):k - len(close)]) and len(cut) <= budget
+    assert tok.decode(cut) == f"{PROBLEM.steps[0]}\n{PROBLEM.steps[1]}"
+    assert tok.decode(ids[k:]) == f"{PROBLEM.answer_text}\n<SPECIAL_12>"
+    # A trace within the budget is not cut: the model closes it itself.
+    full = render_sample(msgs, tok, "nemotron-v2", mode="truncated", budget=10_000)
+    assert full.ids.tolist() == render_sample(msgs, tok, "nemotron-v2", mode="think").ids.tolist()
 
 
 def test_multi_turn_and_tool_calls(tok):
@@ -84,8 +96,8 @@ def test_rows_errors_and_mode_mix(tmp_path, tok):
     src = cfg.data.sources[0]
     src.path = str(p)
     docs = chat_documents(src, tok, cfg)
-    off = sum("</think>" not in tok.decode(d.ids[d.loss_mask]) for d in docs)
-    cut = sum(".\n</think>" in tok.decode(d.ids[d.loss_mask]) for d in docs)
+    off = sum("<think></think>" in tok.decode(d.ids) for d in docs)
+    cut = sum(not d.loss_mask[int(d.loss_mask.argmax()):].all() for d in docs)  # a gap: the inserted closing text
     assert 40 <= off <= 80 and 20 <= cut <= 60, (off, cut)
     p.write_text(json.dumps(rows[0]) + "\n" + json.dumps({"messages": "hello"}) + "\n")
     with pytest.raises(DataError, match=r"c\.jsonl:2: `messages` must be a list"):

@@ -5,8 +5,9 @@ Nano-9B-v2 post-training (algorithms sheet 5), as this stage implements it:
   turn only (its reasoning, answer, tool calls and end-of-turn token); prompt tokens are context;
 - reasoning on/off mix: a share of samples with reasoning is rendered with thinking off and no trace (~10% in the
   paper), teaching the `/no_think` switch;
-- budget training: a share of samples keep only the first lines of their trace that fit a random token budget,
-  closed the way `zoo.chat`'s thinking budget closes it (`.\n</think>\n\n`), and still end in the answer;
+- budget training: a share of samples cut their trace exactly as `zoo.chat`'s thinking budget does (first
+  `budget` tokens, back to before the last newline token), insert the same closing text tokenized on its own
+  (`.\n</think>\n\n`, context, not a target) and still end in the answer;
 - packing per stage (`data.pack`; stage 2 of the paper turns it off for tool calling); full fine-tuning or LoRA.
 
 Deviation: earlier assistant turns of a multi-turn sample are context, not targets (the chat templates drop their
@@ -57,15 +58,14 @@ def _turn_end(fmt: str, context: list[dict[str, Any]], tools: list | None, think
     return tail[: tail.index(eos) + len(eos)] if eos in tail else eos
 
 
-def truncate_reasoning(reasoning: str, budget: int, count_tokens) -> str:
-    """The longest prefix of whole lines of `reasoning` within `budget` tokens (may be empty)."""
-    lines = reasoning.split("\n")
-    keep: list[str] = []
-    for line in lines:
-        if count_tokens("\n".join([*keep, line])) > budget:
-            break
-        keep.append(line)
-    return "\n".join(keep)
+def budget_cut(ids: list[int], budget: int, tokenizer: Any) -> list[int]:
+    """`zoo.chat`'s thinking-budget cut: the first `budget` reasoning tokens, then everything from the last token
+    holding a newline dropped (all kept when none holds one)."""
+    ids = ids[:budget]
+    for i in range(len(ids) - 1, -1, -1):
+        if "\n" in tokenizer.decode(ids[i:i + 1], skip_special_tokens=False):
+            return ids[:i]
+    return ids
 
 
 def render_sample(messages: list[dict[str, Any]], tokenizer: Any, fmt: str, *, tools: list | None = None,
@@ -77,14 +77,14 @@ def render_sample(messages: list[dict[str, Any]], tokenizer: Any, fmt: str, *, t
         tokenizer: The model's tokenizer (its eos ends the turn).
         fmt: Chat format name.
         tools: Tool schemas rendered into the prompt.
-        mode: "think" (trace then answer), "no_think" (thinking off, no trace) or "truncated" (trace cut to
-            `budget` tokens, closed with `.\\n</think>\\n\\n`, then the answer).
-        budget: Token budget of the kept trace for mode "truncated".
+        mode: "think" (trace then answer), "no_think" (thinking off, no trace) or "truncated" (trace cut as a
+            `budget`-token thinking budget cuts it, closed with `.\\n</think>\\n\\n`, then the answer).
+        budget: Token budget of the reasoning for mode "truncated".
         where: `file:line` for error messages.
 
     Returns:
-        Document whose loss_mask is True exactly on the completion tokens (the assistant turn after the prompt,
-        through the end-of-turn token).
+        Document whose loss_mask is True exactly on the tokens the model generates (the assistant turn after
+        the prompt, through the end-of-turn token; not the closing text a budget inserts).
     """
     from zoo.chat_formats import render
 
@@ -96,9 +96,13 @@ def render_sample(messages: list[dict[str, Any]], tokenizer: Any, fmt: str, *, t
     answer = str(last.get("content") or "").strip()
     if last.get("tool_calls"):
         answer = (answer + "\n\n" if answer else "") + _calls_text(fmt, list(last["tool_calls"]), where)
+    cut_ids = None
     if mode == "truncated":
-        n_tok = lambda s: len(tokenizer.encode(s, add_special_tokens=False))  # noqa: E731
-        reasoning = truncate_reasoning(reasoning, budget or 0, n_tok)
+        r_ids = list(tokenizer.encode(reasoning, add_special_tokens=False))
+        if len(r_ids) > (budget or 0):
+            cut_ids = budget_cut(r_ids, budget or 0, tokenizer)
+        else:
+            mode = "think"  # the trace fits the budget: the model closes it itself
     try:
         prompt = render(fmt, messages[:-1], tools=tools, add_generation_prompt=True, thinking=think)
     except Exception as e:
@@ -115,9 +119,20 @@ def render_sample(messages: list[dict[str, Any]], tokenizer: Any, fmt: str, *, t
             body = answer  # the format closes reasoning itself (no trace to learn)
         else:
             body = "<think>\n" + trace + answer
-    completion = body + _turn_end(fmt, messages[:-1], tools, think, tokenizer.eos_token)
+    end = _turn_end(fmt, messages[:-1], tools, think, tokenizer.eos_token)
     p_ids = list(tokenizer.encode(prompt))
-    c_ids = list(tokenizer.encode(completion, add_special_tokens=False))
+    if cut_ids is not None and stripped.endswith("<think>"):
+        # Exactly what `zoo.chat` feeds under a budget: the generated reasoning cut before its last newline
+        # token, the closing text tokenized on its own (inserted by the client: context, not a target), then
+        # the answer the model generates.
+        close = list(tokenizer.encode(CLOSE_TRUNCATED, add_special_tokens=False))
+        tail = list(tokenizer.encode(answer + end, add_special_tokens=False))
+        ids = p_ids + cut_ids + close + tail
+        mask = np.zeros(len(ids), dtype=bool)
+        mask[len(p_ids):len(p_ids) + len(cut_ids)] = True
+        mask[len(p_ids) + len(cut_ids) + len(close):] = True
+        return Document(np.asarray(ids, dtype=np.int64), mask)
+    c_ids = list(tokenizer.encode(body + end, add_special_tokens=False))
     ids = np.asarray(p_ids + c_ids, dtype=np.int64)
     mask = np.zeros(len(ids), dtype=bool)
     mask[len(p_ids):] = True

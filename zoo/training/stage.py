@@ -176,6 +176,8 @@ def run_stage(cfg: RecipeConfig, make_docs: Callable[[SourceConfig, Any, RecipeC
               f"{cfg.data.seq_len} tokens, world {world}", file=sys.stderr)
     res = loop.fit(model, opt, batches, loss_fn=loss_fn, train=t, optim=cfg.optim, schedule=cfg.schedule,
                    resume=resume, stop_after=stop_after, on_step=on_step)
+    if cfg.sft is not None:
+        model.chat_format = cfg.sft.chat_format  # the format it was tuned on travels with it (zoo.json)
     if stop_after is None or stop_after >= t.steps:
         export(model, out / FINAL, lora=cfg.model.lora is not None)
     return res
