@@ -150,6 +150,19 @@ register(Entry(
     tiny=tiny_nemotron_h(H8B_PATTERN), chat_format=None, paper=("2504.03624",), license=NVIDIA_OPEN,
     tags=("nemotron", "hybrid", "mamba2", "base")))
 
+# ---------------------------------------------------------------------- nano-tiny (embedded, trained by zoo itself)
+NANO_TINY_PATTERN = "M-*-M-*-*-"
+register(Entry(
+    name="nano-tiny", family="nemotron_h",
+    description="nano-tiny: a 2M-parameter Nemotron-H-pattern model shipped in the package, trained by "
+                "`zoo train nano-tiny all` on synthetic word problems (with /think traces) and tool calls.",
+    config=nemotron_h(hidden=192, pattern=NANO_TINY_PATTERN, heads=6, kv=2, head_dim=32, inter=576, mamba_heads=4,
+                      mamba_head_dim=32, state=16, groups=1, max_pos=1024, vocab=1024, chunk=32, eos=5),
+    tiny=nemotron_h(hidden=192, pattern=NANO_TINY_PATTERN, heads=6, kv=2, head_dim=32, inter=576, mamba_heads=4,
+                    mamba_head_dim=32, state=16, groups=1, max_pos=1024, vocab=1024, chunk=32, eos=5),
+    chat_format="nemotron-v2", license="Apache-2.0", recipes=("pretrain", "sft", "all"), local_dir="data/nano-tiny",
+    tags=("nemotron", "hybrid", "mamba2", "reasoning", "tiny", "embedded")))
+
 # ---------------------------------------------------------------------- Llama-Nemotron
 register(Entry(
     name="llama-nemotron-nano-8b", family="llama", hub_repo="nvidia/Llama-3.1-Nemotron-Nano-8B-v1",

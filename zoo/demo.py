@@ -7,7 +7,8 @@
 3. An accuracy run over held-out word problems (never trained on): answers, exact-match accuracy with thinking on
    and off, per number of operations, plus tool-call accuracy and decoding speed.
 
-`python -m zoo.demo --n 400` evaluates the whole held-out split (the numbers in docs/training.md).
+`python -m zoo.demo --n 100` evaluates a quarter of the held-out split (the default, all 400, gives the numbers in
+docs/training.md).
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ def _show_chat(m, prompt: str, **kw) -> None:
     t0 = time.perf_counter()
     r = m.chat(prompt, **kw)
     dt = time.perf_counter() - t0
-    opts = ", ".join(f"{k}={v}" for k, v in kw.items())
-    print(f"\n>>> {prompt}" + (f"   [{opts}]" if opts else ""))
+    opts = ", ".join(f"{k}={v}" if k != "tools" else f"tools=[{', '.join(t['function']['name'] for t in v)}]"
+                     for k, v in kw.items())
+    shown = prompt if isinstance(prompt, str) else prompt[-1]["content"]
+    print(f"\n>>> {shown}" + (f"   [{opts}]" if opts else ""))
     if r.reasoning:
         print("  <think>")
         for line in r.reasoning.strip().splitlines():
@@ -37,7 +40,7 @@ def _show_chat(m, prompt: str, **kw) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="nano-tiny demo: chat with /think, /no_think, a budget; accuracy run")
-    p.add_argument("--n", type=int, default=100, help="held-out problems to evaluate (25 per operation count)")
+    p.add_argument("--n", type=int, default=400, help="held-out problems to evaluate (a quarter per operation count)")
     p.add_argument("--show", type=int, default=8, help="answers to print")
     args = p.parse_args(argv)
 
@@ -50,18 +53,18 @@ def main(argv: list[str] | None = None) -> int:
           f"(M Mamba-2, * attention, - MLP), vocabulary {m.config.vocab_size}, chat format {m.chat_format}")
 
     problems, tools = heldout()
-    q = problems[250]["question"]  # a held-out 3-step problem
+    q = problems[250]["question"]  # a held-out problem with 3 operations
     _show_chat(m, f"{q} /think")
     _show_chat(m, f"{q} /no_think")
-    _show_chat(m, f"{q} /think", thinking_budget=12)
+    _show_chat(m, f"{q} /think", thinking_budget=40)  # cut partway through the trace, then it must answer
     _show_chat(m, [{"role": "system", "content": C.SYSTEM}, {"role": "user", "content": tools[0]["request"]}],
                tools=C.TOOLS)
 
     per_k = max(1, args.n // 4)
     subset = [r for k in (1, 2, 3, 4) for r in [x for x in problems if x["n_ops"] == k][:per_k]]
     print(f"\nAccuracy run: {len(subset)} held-out problems ({per_k} per number of operations), "
-          f"{min(len(tools), 40)} tool tasks, greedy decoding")
-    res = evaluate(m, subset, tools[:40])
+          f"{len(tools)} tool tasks, greedy decoding")
+    res = evaluate(m, subset, tools)
     on, off = res["think"], res["no_think"]
     step = max(1, len(subset) // max(args.show, 1))
     for i in range(0, len(subset), step)[: args.show]:
