@@ -24,8 +24,6 @@ def _overrides(pairs: list[str]) -> dict:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if _run_multimodal(args):
-        return 0
     if args.stage == "grpo":  # RL has its own typed recipe (GRPORecipe) and loop
         from zoo.training.grpo import run_grpo as run_recipe
     else:
@@ -35,24 +33,6 @@ def _run(args: argparse.Namespace) -> int:
                       overrides=_overrides(args.set))
     print(f"done: {root}")
     return 0
-
-
-def _run_multimodal(args: argparse.Namespace) -> bool:
-    """Run ENTRY/STAGE with the multimodal runner when its recipe says `stage: mm-sft | aqa`; False otherwise."""
-    if args.stage in ("all", "grpo"):
-        return False
-    from pathlib import Path
-
-    from zoo.training.config import recipe_path
-    from zoo.training.multimodal.run import is_mm_recipe, run_mm_recipe
-
-    path = recipe_path(args.entry, args.stage)
-    if not is_mm_recipe(path):
-        return False
-    out = Path(args.out) if args.out else Path("runs") / (args.entry + ("-tiny" if args.tiny else ""))
-    final = run_mm_recipe(path, tiny=args.tiny, resume=args.resume, out=out, overrides=_overrides(args.set))
-    print(f"done: {final}")
-    return True
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -22,6 +22,8 @@ STAGES: dict[str, tuple[str, str]] = {
     "sft": ("zoo.training.config:RecipeConfig", "zoo.training.sft:sft"),
     "distill": ("zoo.training.distill_recipe:DistillRecipe", "zoo.training.distill_recipe:distill"),
     "grpo": ("zoo.training.rl.config:GRPORecipe", "zoo.training.grpo:grpo"),
+    "mm-sft": ("zoo.training.multimodal.config:MMRecipeConfig", "zoo.training.multimodal.run:mm_stage"),
+    "aqa": ("zoo.training.multimodal.config:MMRecipeConfig", "zoo.training.multimodal.run:mm_stage"),
 }
 
 

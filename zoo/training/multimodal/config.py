@@ -110,6 +110,9 @@ class MMRecipeConfig:
     def __post_init__(self) -> None:
         if not self.stages:
             raise ValueError("stages must list at least one stage")
+        if self.train.micro_batch_size * self.train.grad_accum != self.data.rows:  # one process: no sharding
+            raise ValueError(f"data.rows ({self.data.rows}) must equal train.micro_batch_size * train.grad_accum "
+                             f"({self.train.micro_batch_size * self.train.grad_accum})")
         total = sum(s.steps for s in self.stages)
         if self.train.steps != total:  # per-stage steps drive the loop; train.steps states the total (model cards)
             raise ValueError(f"train.steps ({self.train.steps}) must equal the sum of the stages' steps ({total})")

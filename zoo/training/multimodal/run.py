@@ -1,6 +1,6 @@
 """Run a multimodal recipe: stages in order on one model, then export and held-out evaluation.
 
-Called by `zoo train ENTRY STAGE` when the recipe's `stage:` is `mm-sft` or `aqa`. Per stage: freeze/unfreeze the
+Registered in `zoo.training.run.STAGES` as stages `mm-sft` and `aqa`, so `zoo train ENTRY STAGE` runs it. Per stage: freeze/unfreeze the
 towers, build an ADS renderer for the stage length, pack a sample stream into length-balanced rows, and run
 `zoo.training.loop.fit` with the assistant-only multimodal loss (checkpoints, resume and metrics under
 `{out}/{stage}`); the fitting statistics (kept, degraded, dropped) go to `{out}/{stage}/fit_stats.json`.
@@ -31,7 +31,7 @@ from zoo.training.multimodal.sample import MMSample
 from zoo.training.multimodal.towers import set_trainable
 from zoo.training.optim import build_optimizer
 
-__all__ = ["MM_STAGES", "is_mm_recipe", "load_mm_recipe", "run_mm_recipe"]
+__all__ = ["MM_STAGES", "is_mm_recipe", "load_mm_recipe", "mm_stage", "run_mm_recipe"]
 
 MM_STAGES = ("mm-sft", "aqa")
 
@@ -129,19 +129,27 @@ class _Batches:
 
 def run_mm_recipe(path: str | Path, *, tiny: bool = False, resume: bool = False, out: str | Path,
                   overrides: dict[str, Any] | None = None) -> Path:
+    """Load a multimodal recipe file and run it (see `mm_stage`); returns the export directory."""
+    cfg = load_mm_recipe(path, tiny=tiny, overrides=overrides, out=out)
+    return mm_stage(cfg, resume=resume, out_root=Path(out))
+
+
+def mm_stage(cfg: MMRecipeConfig, *, resume: bool = False, stop_after: int | None = None,
+             out_root: str | Path | None = None) -> Path:
     """Run every stage of a multimodal recipe, export the model, evaluate it when the recipe says so.
+
+    Args:
+        cfg: The loaded recipe.
+        resume: Continue each stage from its newest checkpoint.
+        stop_after: Stop every stage after this many steps and skip export/evaluation (simulated kill, tests).
+        out_root: Run root; stages write `{out_root}/{stage}`, the export goes to `{out_root}/final`.
 
     Returns:
         The export directory.
     """
-    out = Path(out)
-    cfg = load_mm_recipe(path, tiny=tiny, overrides=overrides, out=out)
+    out = Path(out_root) if out_root is not None else Path(cfg.train.out_dir)
     if cfg.train.num_threads:
         torch.set_num_threads(cfg.train.num_threads)
-    rows = cfg.train.micro_batch_size * cfg.train.grad_accum
-    if rows != cfg.data.rows:
-        raise ConfigError(f"{path}: data.rows ({cfg.data.rows}) must equal train.micro_batch_size * "
-                          f"train.grad_accum ({rows}) on one process")
     torch.manual_seed(cfg.train.seed)
     model = build_mm_model(cfg)
     pad = model.processor.tokenizer.pad_token_id or 0
@@ -157,10 +165,12 @@ def run_mm_recipe(path: str | Path, *, tiny: bool = False, resume: bool = False,
         optim = dataclasses.replace(cfg.optim, lr=lr, min_lr=min(cfg.optim.min_lr, lr))
         train = dataclasses.replace(cfg.train, steps=st.steps, out_dir=str(out / st.name))
         fit(model, build_optimizer(model, optim), batches, loss_fn=mm_loss, train=train, optim=optim,
-            schedule=cfg.schedule, resume=resume)
+            schedule=cfg.schedule, resume=resume, stop_after=stop_after)
         write_json(out / st.name / "fit_stats.json", renderer.stats.as_dict())
         print(f"   fit stats: {renderer.stats.as_dict()}", file=sys.stderr)
     export = Path(cfg.export) if cfg.export else out / "final"
+    if stop_after is not None:
+        return export
     set_trainable(model, list(_present(model)))
     model.eval()
     model.save_pretrained(export)
