@@ -139,7 +139,7 @@ def test_training_in_fp8_tracks_fp32():
             opt.zero_grad()
             loss.backward()
             opt.step()
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         return losses
 
     ref, f8 = run(False), run(True)
