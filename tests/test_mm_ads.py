@@ -93,3 +93,21 @@ def test_stream_never_exceeds_stage_length(vl):
     assert all(len(s) <= 150 for s in got)
     st = r.stats
     assert st.kept == 40 and st.seen == st.kept + st.dropped_ads + st.dropped_length and st.seen > 40
+
+
+def test_jsonl_conversations_with_media_files(vl, tmp_path):
+    """The full-scale data source: JSONL conversations whose media are files next to it, ADS-fitted."""
+    import json
+
+    from zoo.training.multimodal.run import _jsonl_vision
+
+    _image(336, 168).save(tmp_path / "a.png")
+    _video(tmp_path / "b.mp4")
+    rows = [{"messages": _messages(), "images": ["a.png"]}, {"messages": _messages(), "videos": ["b.mp4"]}]
+    (tmp_path / "d.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    budget = len(VisionRenderer(vl.processor, 4096)(_messages(), [tmp_path / "a.png"])) - 12
+    r = VisionRenderer(vl.processor, budget)
+    got = list(islice(_jsonl_vision(r, str(tmp_path / "d.jsonl"), seed=0), 4))
+    assert all(len(s) <= budget and "pixel_values" in s.media for s in got)
+    st = r.stats
+    assert st.degraded >= 2 and st.kept == 4 and st.seen == st.kept + st.dropped_ads + st.dropped_length
