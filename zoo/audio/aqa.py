@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import ZooError
+from zoo.jsonl import iter_jsonl
 
 __all__ = [
     "PARTS",
@@ -124,22 +125,15 @@ def _read_records(path: Path) -> list[tuple[str, Path, Any]]:
         for f in files:
             out.extend(_read_records(f))
         return out
+    if path.suffix == ".jsonl":
+        # non-objects pass through here so _parse_item reports them with the item's context
+        return [(where, path, obj) for where, obj in iter_jsonl(path, AQADataError, require_object=False)]
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise AQADataError(f"{path}: AQA data file not found") from None
     except UnicodeDecodeError as e:
         raise AQADataError(f"{path}: not UTF-8 text ({e})") from None
-    if path.suffix == ".jsonl":
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise AQADataError(f"{path}:{n}: invalid JSON ({e.msg})") from None
-            out.append((f"{path}:{n}", path, obj))
-        return out
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as e:

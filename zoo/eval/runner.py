@@ -20,6 +20,7 @@ from typing import Any
 
 from zoo.errors import ZooError
 from zoo.eval.tasks import RowError, Task, get_task
+from zoo.jsonl import iter_jsonl
 
 __all__ = ["read_jsonl", "run_eval", "model_generator", "format_table"]
 
@@ -28,23 +29,11 @@ Generator = Callable[[Sequence[str], int], list[str]]  # (prompts, sample index)
 
 def read_jsonl(path: str | Path, limit: int | None = None) -> list[dict]:
     """Rows of a JSONL file; errors name the file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise ZooError(f"{path}: no such file")
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ZooError(f"{path}:{n}: not valid JSON ({e.msg})") from None
-            if not isinstance(row, dict):
-                raise ZooError(f"{path}:{n}: each line must be a JSON object")
-            rows.append(row)
-            if limit is not None and len(rows) >= limit:
-                break
+    for _, row in iter_jsonl(path, ZooError):
+        rows.append(row)
+        if limit is not None and len(rows) >= limit:
+            break
     return rows
 
 

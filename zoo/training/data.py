@@ -20,7 +20,6 @@ Design choices:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 import torch
 
 from zoo.errors import ZooError
+from zoo.jsonl import iter_jsonl
 
 IGNORE_INDEX = -100
 
@@ -77,19 +77,10 @@ def read_rows(path: str | Path, field: str | None = None) -> Iterator[tuple[str,
             for i, row in enumerate(ds):
                 yield f"{f}:row {i}", row if field is None else row[field]
             continue
-        with open(f, encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{f}:{lineno}: invalid JSON ({e.msg} at column {e.colno})") from None
-                if not isinstance(row, dict):
-                    raise DataError(f"{f}:{lineno}: each line must be a JSON object, got {type(row).__name__}")
-                if field is not None and field not in row:
-                    raise DataError(f"{f}:{lineno}: missing field `{field}` (has {sorted(row)})")
-                yield f"{f}:{lineno}", row if field is None else row[field]
+        for where, row in iter_jsonl(f, DataError):
+            if field is not None and field not in row:
+                raise DataError(f"{where}: missing field `{field}` (has {sorted(row)})")
+            yield where, row if field is None else row[field]
 
 
 # ----------------------------------------------------------------------------------------------------------------

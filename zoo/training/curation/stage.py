@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from zoo.errors import ZooError
+from zoo.jsonl import iter_jsonl
 
 # ---------------------------------------------------------------------------------------------------------------
 # Records and file helpers
@@ -50,24 +51,8 @@ def read_jsonl(path: str | Path, *, start: int = 0) -> Iterator[tuple[str, dict[
     Raises:
         ZooError: the file is missing, or a line is not a JSON object (message names file and line).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ZooError(f"{path}: input file not found")
-    seen = 0
-    with path.open("r", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            seen += 1
-            if seen <= start:
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ZooError(f"{where}: invalid JSON ({e.msg} at column {e.colno})") from None
-            if not isinstance(rec, dict):
-                raise ZooError(f"{where}: expected a JSON object, got {type(rec).__name__}")
+    for seen, (where, rec) in enumerate(iter_jsonl(path, ZooError), 1):
+        if seen > start:
             yield where, rec
 
 
