@@ -220,6 +220,9 @@ def _decode_steps(
         cache = out.cache if out.cache is not None else cache
         logits = out.logits[:, -1]
         step_mask = torch.ones(b, 1, dtype=torch.long, device=device)
+        # `LanguageModel.decode_step` computes the same logits as the forward below with less per-token work (and runs
+        # the compiled blocks after `model.compile_decode()`); other models keep the plain forward.
+        decode_step = getattr(model, "decode_step", None)
         for step in range(max_new_tokens):
             nxt = sample_next(logits, temperature=temperature, top_p=top_p, top_k=top_k, generator=generator)
             for row, t in zip(rows, nxt.tolist()):
@@ -235,6 +238,9 @@ def _decode_steps(
             yield rows
             if all(r.done for r in rows):
                 return
+            if decode_step is not None:
+                logits = decode_step(nxt[:, None], cache)
+                continue
             out = model(input_ids=nxt[:, None], attention_mask=step_mask, cache=cache)
             cache = out.cache if out.cache is not None else cache
             logits = out.logits[:, -1]

@@ -13,14 +13,15 @@ The scan and conv live in `zoo.kernels` (chunked prefill, one-step decode, CUDA 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from zoo.kernels.conv import causal_conv1d, causal_conv1d_step
-from zoo.kernels.ssd import ssd_scan, ssd_step
+from zoo.kernels.conv import causal_conv1d, causal_conv1d_step, causal_conv1d_step_torch
+from zoo.kernels.ssd import ssd_scan, ssd_step, ssd_step_torch
 from zoo.language.cache import MambaState
 from zoo.language.config import BlockSpec, LMConfig
 
@@ -79,6 +80,35 @@ class Mamba2(nn.Module):
         return MambaState(conv=torch.zeros(batch, self.conv_dim, self.k, device=device, dtype=dtype),
                           ssm=torch.zeros(batch, self.h, self.p, self.n, device=device, dtype=torch.float32))
 
+    def neg_A(self) -> Tensor:
+        """(h,) fp32 ``-exp(A_log)``. Outside training with grad off it is computed once and reused until A_log
+        changes (in-place load, ``.to``): a decode step then skips two tiny ops per Mamba block."""
+        a = self.A_log
+        if self.training or torch.is_grad_enabled() or a.is_inference():  # inference tensors have no version counter
+            return -torch.exp(a.float())
+        # Keyed on the Parameter object (held, so its id cannot be reused), its version counter (bumped by every
+        # in-place write: load_state_dict, optimiser steps) and its storage (`.to()` swaps `.data` in place).
+        key = (a._version, a.data_ptr(), a.dtype, a.device)
+        cached = self.__dict__.get("_neg_A_cache")
+        if cached is None or cached[0] is not a or cached[1] != key:
+            cached = (a, key, -torch.exp(a.float()))
+            self.__dict__["_neg_A_cache"] = cached
+        return cached[2]
+
+    def step(self, x: Tensor, state: MambaState) -> Tensor:
+        """One decode token without `forward`'s (b, l) bookkeeping (masks, branches): x (b, hidden) normed input ->
+        (b, hidden) mixer output; `state` is advanced in place. Same ops as `forward`'s l == 1 branch."""
+        cuda = x.is_cuda  # CUDA: the dispatching kernels (mamba_ssm / causal_conv1d when installed); CPU: torch
+        return mamba_step(x, state.conv, state.ssm, self.in_proj, self.conv1d.weight.view(self.conv_dim, self.k),
+                          self.conv1d.bias, self.dt_bias, self.neg_A(), self.D, self.norm.weight, self.out_proj,
+                          self.step_dims(), self.norm.eps, self.dt_clamp_min,
+                          conv_step=causal_conv1d_step if cuda else causal_conv1d_step_torch,
+                          ssm_step=ssd_step if cuda else ssd_step_torch)
+
+    def step_dims(self) -> tuple[int, int, int, int, int, int]:
+        """(d_inner, conv_dim, heads, head_dim, groups, state) as `mamba_step` takes them."""
+        return self.d_inner, self.conv_dim, self.h, self.p, self.g, self.n
+
     def _dt(self, dt: Tensor) -> Tensor:
         dt = F.softplus(dt.float() + self.dt_bias.float())
         return dt.clamp(min=self.dt_clamp_min) if self.dt_clamp_min is not None else dt
@@ -91,7 +121,7 @@ class Mamba2(nn.Module):
             x = x * mask
         z, xbc, dt = self.in_proj(x).split((self.d_inner, self.conv_dim, self.h), dim=-1)
         weight = self.conv1d.weight.view(self.conv_dim, self.k)
-        A = -torch.exp(self.A_log.float())  # fp32: A and the cumulative sums of dt*A must not lose precision
+        A = self.neg_A()  # fp32: A and the cumulative sums of dt*A must not lose precision
         if state is not None and l == 1 and ctx.has_history:
             xbc = causal_conv1d_step(xbc[:, 0], state.conv, weight, self.conv1d.bias, activation="silu")
             xs, B, C = xbc.split((self.d_inner, self.g * self.n, self.g * self.n), dim=-1)
@@ -115,3 +145,36 @@ class Mamba2(nn.Module):
                 state.ssm.copy_(final)
             y = y.reshape(b, l, self.d_inner)
         return self.out_proj(self.norm(y, z))
+
+
+def mamba_step(
+    x: Tensor, conv_state: Tensor, ssm_state: Tensor, in_proj: Callable[[Tensor], Tensor], conv_w: Tensor,
+    conv_b: Tensor | None, dt_bias: Tensor, A: Tensor, D: Tensor, norm_w: Tensor, out_proj: Callable[[Tensor], Tensor],
+    dims: tuple[int, int, int, int, int, int], eps: float, dt_clamp_min: float | None, *,
+    conv_step: Callable[..., Tensor] = causal_conv1d_step_torch, ssm_step: Callable[..., Tensor] = ssd_step_torch,
+) -> Tensor:
+    """One Mamba-2 decode token as a function of tensors and projections (what `Mamba2.step` runs, and what
+    `LanguageModel.compile_decode` hands to `torch.compile` with `F.linear` on the weights: no module attributes,
+    no dispatch branches inside).
+
+    Args:
+        x: (b, hidden) normed input; conv_state (b, conv_dim, k) and ssm_state (b, h, p, n) fp32 are updated in place.
+        in_proj, out_proj: the block's projections; conv_w (conv_dim, k), conv_b, dt_bias (h,), A (h,) fp32 negative,
+            D (h,), norm_w (d_inner,): its parameters; dims: (d_inner, conv_dim, h, p, g, n).
+
+    Returns:
+        (b, hidden) mixer output in x's dtype.
+    """
+    d_inner, conv_dim, h, p, g, n = dims
+    b = x.shape[0]
+    z, xbc, dt = in_proj(x).split((d_inner, conv_dim, h), dim=-1)
+    xbc = conv_step(xbc, conv_state, conv_w, conv_b, activation="silu")
+    xs, B, C = xbc.split((d_inner, g * n, g * n), dim=-1)
+    dt = F.softplus(dt.float() + dt_bias.float())
+    if dt_clamp_min is not None:
+        dt = dt.clamp(min=dt_clamp_min)
+    y = ssm_step(ssm_state, xs.view(b, h, p), dt, A, B.view(b, g, n), C.view(b, g, n), D).view(b, d_inner)
+    # GatedRMSNorm, inlined: per-group RMSNorm of y * silu(z) in fp32, weight applied after the cast back
+    gated = y.float() * F.silu(z.float())
+    gated = F.rms_norm(gated.view(b, g, -1), (d_inner // g,), eps=eps).view(b, d_inner).to(y.dtype)
+    return out_proj(norm_w * gated)

@@ -10,15 +10,16 @@ mask, packed-document ids) is computed once per call into a `ForwardContext` and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from zoo.language.attention import Attention
-from zoo.language.cache import HybridCache
+from zoo.language.cache import HybridCache, KVState, MambaState
 from zoo.language.config import LMConfig
-from zoo.language.mamba2 import Mamba2
+from zoo.language.mamba2 import Mamba2, mamba_step
 from zoo.language.mlp import MLP, LinearMixer
 from zoo.language.rope import rope_cos_sin, rope_inv_freq
 
@@ -73,6 +74,15 @@ class Block(nn.Module):
 
     def forward(self, x: Tensor, ctx: ForwardContext, state=None) -> Tensor:
         return x + self.mixer(self.norm(x), ctx, state)
+
+    def step(self, x: Tensor, state: KVState | MambaState | None, cos: Tensor | None, sin: Tensor | None) -> Tensor:
+        """One decode token on (b, hidden) rows (no sequence axis, no context object); see `decode_step`."""
+        h = self.norm(x)
+        if self.kind == "mamba":
+            return x + self.mixer.step(h, state)
+        if self.kind == "attention":
+            return x + self.mixer.step(h, state, cos, sin)
+        return x + self.mixer(h)
 
 
 class LanguageModel(nn.Module):
@@ -213,6 +223,115 @@ class LanguageModel(nn.Module):
         h = self.norm_f(x)
         logits = self.lm_head(h[:, -logits_to_keep:] if logits_to_keep else h)
         return ModelOutput(logits=logits, cache=cache, hidden_states=h)
+
+    # ------------------------------------------------------------------ decode fast path
+    @torch.no_grad()
+    def decode_step(self, input_ids: Tensor, cache: HybridCache) -> Tensor:
+        """Logits of one new token per row, advancing `cache`: what `forward(input_ids, cache=cache)` computes for a
+        decode step, with less per-step work.
+
+        Args:
+            input_ids: (b, 1) token ids.
+            cache: a `HybridCache` that already holds the prompt (prefill through `forward`).
+
+        Returns:
+            (b, vocab) logits in the model dtype.
+
+        The fast path applies while no row of the cache is padded (the usual case: one prompt, or equal-length
+        prompts): no `ForwardContext`, no mask or position bookkeeping beyond the RoPE row, blocks run on (b, hidden)
+        rows through their `step` methods (the same ops as their l == 1 branch), `-exp(A_log)` reused between steps.
+        A padded cache, an empty one, more than one token, a subclass with its own `forward`, or forward hooks on the
+        blocks or mixers (which `step` would bypass) go through `forward` unchanged. No autograd.
+        """
+        if (input_ids.shape[1] != 1 or cache.seq_len == 0 or cache.key_mask is not None
+                or type(self).forward is not LanguageModel.forward or self._block_hooks()):
+            return self.forward(input_ids, cache=cache).logits[:, -1]
+        x = self.embed_tokens(input_ids)[:, 0]  # (b, hidden)
+        cos = sin = None
+        if self.rope_inv_freq is not None:
+            cos, sin = rope_cos_sin(self.rope_inv_freq, cache.next_position[:, None], x.dtype)  # (b, 1, 1, d)
+        compiled = self.__dict__.get("_compiled_steps")  # {"mamba": fn, "mlp": fn} after compile_decode()
+        for blk, state in zip(self.blocks, cache.layers):
+            if compiled is not None and blk.kind in compiled:
+                x = _COMPILED_CALLS[blk.kind](compiled[blk.kind], blk, x, state)
+            else:
+                x = blk.step(x, state, cos, sin)
+        cache.advance(None, 1)
+        return self.lm_head(self.norm_f(x))
+
+    def _block_hooks(self) -> bool:
+        """Whether forward hooks would see Block / mixer calls (global ones, or on any block or mixer)."""
+        from torch.nn.modules import module as _m
+
+        if _m._global_forward_hooks or _m._global_forward_pre_hooks:
+            return True
+        return any(m._forward_hooks or m._forward_pre_hooks for blk in self.blocks for m in (blk, blk.mixer))
+
+    def compile_decode(self, **compile_kwargs: Any) -> LanguageModel:
+        """Opt in to `torch.compile` for the Mamba and MLP blocks of `decode_step` (off unless called; nothing is
+        compiled at import). Returns self.
+
+        Each Mamba / MLP block step (pre-norm, mixer, residual) is one compiled function of tensors, shared by every
+        block of the kind (same shapes, so one graph each, compiled on the first decode step, recompiled if the batch
+        size changes). Attention and linear blocks stay eager (the K/V length changes every step). The compiled
+        functions read the weights as tensors, so the projections must be plain `nn.Linear` (not FP8 or adapter
+        layers) and the blocks' modules must carry no hooks (checked here; hooks added later are not seen).
+        `compile_kwargs` go to `torch.compile` (e.g. `mode=...`). `uncompile_decode()` undoes it. On CPU it is no
+        faster than the eager `decode_step` (docs/performance.md); it is meant for GPUs.
+        """
+        for blk in self.blocks:
+            for m in blk.modules():
+                if isinstance(m, nn.Linear) and type(m) is not nn.Linear:
+                    raise ValueError(f"compile_decode: {type(m).__name__} layers are not supported (plain nn.Linear)")
+                if m._forward_hooks or m._forward_pre_hooks:
+                    raise ValueError("compile_decode: the compiled block steps would bypass module hooks; remove them")
+        kwargs = {"dynamic": False, "fullgraph": True} | compile_kwargs
+        # Kept in __dict__ (not a submodule or buffer): nothing of it is saved, copied into state_dict or moved by .to
+        self.__dict__["_compiled_steps"] = {"mamba": torch.compile(_mamba_block_step, **kwargs),
+                                            "mlp": torch.compile(_mlp_block_step, **kwargs)}
+        return self
+
+    def uncompile_decode(self) -> LanguageModel:
+        """Back to the eager `decode_step`. Returns self."""
+        self.__dict__.pop("_compiled_steps", None)
+        return self
+
+
+def _mamba_block_step(x: Tensor, norm_w: Tensor, eps: float, conv_state: Tensor, ssm_state: Tensor, in_w: Tensor,
+                      conv_w: Tensor, conv_b: Tensor | None, dt_bias: Tensor, A: Tensor, D: Tensor, gnorm_w: Tensor,
+                      gnorm_eps: float, out_w: Tensor, dims: tuple[int, int, int, int, int, int],
+                      dt_clamp_min: float | None) -> Tensor:
+    """x (b, hidden) + Mamba2(RMSNorm(x)) for one token, as a function of tensors (what `compile_decode` compiles)."""
+    h = F.rms_norm(x.float(), norm_w.shape, norm_w.float(), eps).to(x.dtype)
+    return x + mamba_step(h, conv_state, ssm_state, lambda t: F.linear(t, in_w), conv_w, conv_b, dt_bias, A, D,
+                          gnorm_w, lambda t: F.linear(t, out_w), dims, gnorm_eps, dt_clamp_min)
+
+
+def _mlp_block_step(x: Tensor, norm_w: Tensor, eps: float, up_w: Tensor, down_w: Tensor, swiglu: bool) -> Tensor:
+    """x (b, hidden) + MLP(RMSNorm(x)) as in `MLP.forward` (relu2, or SwiGLU with `up_w` the fused gate_up weight),
+    as a function of tensors (what `compile_decode` compiles)."""
+    h = F.rms_norm(x.float(), norm_w.shape, norm_w.float(), eps).to(x.dtype)
+    if swiglu:
+        gate, up = F.linear(h, up_w).chunk(2, dim=-1)
+        return x + F.linear(F.silu(gate) * up, down_w)
+    return x + F.linear(F.relu(F.linear(h, up_w)).square(), down_w)
+
+
+def _call_mamba(fn: Any, blk: Block, x: Tensor, state: MambaState) -> Tensor:
+    m = blk.mixer
+    return fn(x, blk.norm.weight, blk.norm.eps, state.conv, state.ssm, m.in_proj.weight,
+              m.conv1d.weight.view(m.conv_dim, m.k), m.conv1d.bias, m.dt_bias, m.neg_A(), m.D, m.norm.weight,
+              m.norm.eps, m.out_proj.weight, m.step_dims(), m.dt_clamp_min)
+
+
+def _call_mlp(fn: Any, blk: Block, x: Tensor, state: None) -> Tensor:
+    m = blk.mixer
+    swiglu = m.activation != "relu2"
+    return fn(x, blk.norm.weight, blk.norm.eps, (m.gate_up if swiglu else m.up_proj).weight, m.down_proj.weight, swiglu)
+
+
+# block kind -> how to call its compiled step with the block's tensors
+_COMPILED_CALLS: dict[str, Any] = {"mamba": _call_mamba, "mlp": _call_mlp}
 
 
 def _diag(l: int, t: int, device: torch.device) -> Tensor:
