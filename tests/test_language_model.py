@@ -165,7 +165,7 @@ def test_decilm_llama_equivalence(tmp_path):
     llama = T.LlamaForCausalLM(T.LlamaConfig(vocab_size=97, hidden_size=64, num_hidden_layers=2,
                                              num_attention_heads=4, num_key_value_heads=2,
                                              intermediate_size=width, rope_theta=500000.0,
-                                             rope_scaling=LLAMA3_SCALING_8, max_position_embeddings=131072,
+                                             rope_scaling=dict(LLAMA3_SCALING_8), max_position_embeddings=131072,
                                              rms_norm_eps=1e-5)).eval()
     from zoo.hub import hf_state_dict
     from zoo.language.checkpoint import language_model_key_map

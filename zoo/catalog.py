@@ -43,7 +43,8 @@ def llama_like(model_type: str, *, hidden: int, layers: int, heads: int, kv: int
     arch = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}[model_type]
     cfg = {"architectures": [arch], "model_type": model_type, "hidden_size": hidden, "num_hidden_layers": layers,
            "num_attention_heads": heads, "num_key_value_heads": kv, "intermediate_size": inter, "vocab_size": vocab,
-           "rope_theta": rope_theta, "rope_scaling": rope_scaling, "max_position_embeddings": max_pos,
+           "rope_theta": rope_theta, "rope_scaling": dict(rope_scaling) if rope_scaling else None,
+           "max_position_embeddings": max_pos,
            "rms_norm_eps": eps, "tie_word_embeddings": tie, "hidden_act": "silu", "bos_token_id": bos,
            "eos_token_id": eos, "torch_dtype": "bfloat16"}
     if head_dim:
@@ -73,7 +74,7 @@ def decilm_block(attn: str | int, ffn: float | str) -> dict:
 def decilm(*, hidden: int, heads: int, blocks: list[dict], rope_scaling: dict, vocab: int = 128256) -> dict:
     return {"architectures": ["DeciLMForCausalLM"], "model_type": "nemotron-nas", "hidden_size": hidden,
             "num_hidden_layers": len(blocks), "num_attention_heads": heads, "num_key_value_heads": None,
-            "intermediate_size": None, "vocab_size": vocab, "rope_theta": 500000.0, "rope_scaling": rope_scaling,
+            "intermediate_size": None, "vocab_size": vocab, "rope_theta": 500000.0, "rope_scaling": dict(rope_scaling),
             "max_position_embeddings": 131072, "rms_norm_eps": 1e-5, "hidden_act": "silu",
             "attention_bias": False, "mlp_bias": False, "tie_word_embeddings": False, "bos_token_id": 128000,
             "eos_token_id": [128001, 128008, 128009], "block_configs": blocks, "torch_dtype": "bfloat16"}

@@ -61,7 +61,8 @@ class CausalLM(LanguageModel, ZooModel):
 
     def __init__(self, config: LMConfig, hf_config: dict[str, Any] | None = None) -> None:
         super().__init__(config)
-        self.hf_config = dict(hf_config) if hf_config is not None else config.to_hf()
+        # a deep copy: registry configs are shared module-level data that no model may mutate
+        self.hf_config = copy.deepcopy(hf_config) if hf_config is not None else config.to_hf()
 
     @classmethod
     def from_hf_config(cls, hf_config: dict[str, Any]) -> CausalLM:
