@@ -197,6 +197,20 @@ def _get(hf: dict, key: str, default: Any, *alts: str) -> Any:
     return default
 
 
+def _token_fields(hf: dict) -> dict[str, Any]:
+    """Fields every family reads the same way: special token ids, tying, init scale."""
+    return {"tie_word_embeddings": bool(_get(hf, "tie_word_embeddings", False)),
+            "pad_token_id": hf.get("pad_token_id"), "bos_token_id": hf.get("bos_token_id"),
+            "eos_token_id": hf.get("eos_token_id"),
+            "initializer_range": float(_get(hf, "initializer_range", 0.02))}
+
+
+def _token_fields_to_hf(c: LMConfig) -> dict[str, Any]:
+    return {"tie_word_embeddings": c.tie_word_embeddings, "pad_token_id": c.pad_token_id,
+            "bos_token_id": c.bos_token_id, "eos_token_id": c.eos_token_id,
+            "initializer_range": c.initializer_range}
+
+
 def _rope_from_hf(hf: dict) -> RopeConfig:
     # transformers 5 nests theta inside rope_parameters; 4.x and hub files use rope_theta + rope_scaling.
     params = hf.get("rope_parameters") or {}
@@ -259,11 +273,7 @@ def _nemotron_h_from_hf(hf: dict) -> LMConfig:
         time_step_floor=float(_get(hf, "time_step_floor", 1e-4, "mamba_dt_init_floor")),
         dt_clamp_min=hf.get("zoo_dt_clamp_min"),
         norm_eps=float(_get(hf, "layer_norm_epsilon", 1e-5, "rms_norm_eps")),
-        tie_word_embeddings=bool(_get(hf, "tie_word_embeddings", False)),
-        pad_token_id=hf.get("pad_token_id"),
-        bos_token_id=hf.get("bos_token_id"),
-        eos_token_id=hf.get("eos_token_id"),
-        initializer_range=float(_get(hf, "initializer_range", 0.02)),
+        **_token_fields(hf),
     )
 
 
@@ -298,11 +308,7 @@ def _nemotron_h_to_hf(c: LMConfig) -> dict:
         "time_step_floor": c.time_step_floor,
         "time_step_limit": [0.0, float("inf")] if c.dt_clamp_min is None else [c.dt_clamp_min, float("inf")],
         "layer_norm_epsilon": c.norm_eps,
-        "tie_word_embeddings": c.tie_word_embeddings,
-        "pad_token_id": c.pad_token_id,
-        "bos_token_id": c.bos_token_id,
-        "eos_token_id": c.eos_token_id,
-        "initializer_range": c.initializer_range,
+        **_token_fields_to_hf(c),
         "residual_in_fp32": False,
         "use_cache": True,
         "torch_dtype": "bfloat16",
@@ -340,11 +346,7 @@ def _llama_from_hf(hf: dict, model_type: str) -> LMConfig:
         intermediate_size=int(_req(hf, "intermediate_size")),
         mlp_activation="swiglu",
         norm_eps=float(_get(hf, "rms_norm_eps", 1e-6)),
-        tie_word_embeddings=bool(_get(hf, "tie_word_embeddings", False)),
-        pad_token_id=hf.get("pad_token_id"),
-        bos_token_id=hf.get("bos_token_id"),
-        eos_token_id=hf.get("eos_token_id"),
-        initializer_range=float(_get(hf, "initializer_range", 0.02)),
+        **_token_fields(hf),
     )
 
 
@@ -370,11 +372,7 @@ def _llama_to_hf(c: LMConfig) -> dict:
         "hidden_act": "silu",
         "max_position_embeddings": c.max_position_embeddings,
         "rms_norm_eps": c.norm_eps,
-        "tie_word_embeddings": c.tie_word_embeddings,
-        "pad_token_id": c.pad_token_id,
-        "bos_token_id": c.bos_token_id,
-        "eos_token_id": c.eos_token_id,
-        "initializer_range": c.initializer_range,
+        **_token_fields_to_hf(c),
         "use_cache": True,
         "torch_dtype": "bfloat16",
         **_rope_to_hf(c),
@@ -448,11 +446,7 @@ def _decilm_config(hf: dict, blocks: list[BlockSpec], hidden: int, heads: int, k
         intermediate_size=int(inter or 0),
         mlp_activation="swiglu",
         norm_eps=float(_get(hf, "rms_norm_eps", 1e-5)),
-        tie_word_embeddings=bool(_get(hf, "tie_word_embeddings", False)),
-        pad_token_id=hf.get("pad_token_id"),
-        bos_token_id=hf.get("bos_token_id"),
-        eos_token_id=hf.get("eos_token_id"),
-        initializer_range=float(_get(hf, "initializer_range", 0.02)),
+        **_token_fields(hf),
         num_upstream_layers=n_layers,
     )
     return cfg
@@ -492,13 +486,9 @@ def _decilm_to_hf(c: LMConfig) -> dict:
         "hidden_act": "silu",
         "max_position_embeddings": c.max_position_embeddings,
         "rms_norm_eps": c.norm_eps,
-        "tie_word_embeddings": c.tie_word_embeddings,
         "attention_bias": False,
         "mlp_bias": False,
-        "pad_token_id": c.pad_token_id,
-        "bos_token_id": c.bos_token_id,
-        "eos_token_id": c.eos_token_id,
-        "initializer_range": c.initializer_range,
+        **_token_fields_to_hf(c),
         "block_configs": per_layer,
         **_rope_to_hf(c),
     }
