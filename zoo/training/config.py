@@ -15,6 +15,7 @@ Design choices:
 from __future__ import annotations
 
 import dataclasses
+import importlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -468,3 +469,18 @@ def recipe_path(entry: str, stage: str) -> Path:
         have = sorted(f"{d.name}/{f.stem}" for d in RECIPES_DIR.iterdir() if d.is_dir() for f in d.glob("*.yaml"))
         raise ConfigError(f"no recipe {entry}/{stage} (looked for {p}); shipped: {', '.join(have)}")
     return p
+
+
+def import_ref(target: str, what: str, error: type[Exception] = ConfigError) -> Any:
+    """Import a `"module:attribute"` reference named by a recipe (hooks, stage entrypoints, rewards).
+
+    Raises:
+        error: naming `what` (the field or file that gave the reference) when it cannot be imported.
+    """
+    mod, sep, name = target.partition(":")
+    try:
+        if not sep:
+            raise ImportError("expected 'module:attribute'")
+        return getattr(importlib.import_module(mod), name)
+    except (ImportError, AttributeError) as e:
+        raise error(f"{what}: cannot import {target!r} ({e})") from None

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import importlib
 import json
 import sys
 import time
@@ -42,10 +41,9 @@ from typing import Any
 
 import torch
 
-from zoo.errors import ConfigError
 from zoo.training import checkpoint as ckpt
 from zoo.training import loop
-from zoo.training.config import load_config, recipe_path
+from zoo.training.config import import_ref, load_config, recipe_path
 from zoo.training.optim import build_optimizer, lr_at
 from zoo.training.rewards import RewardError, get_reward, think_format
 from zoo.training.rl import rollout as R
@@ -94,12 +92,7 @@ class GRPOResult:
 def _call(target: str | None, what: str, *args: Any) -> Any:
     if target is None:
         return None
-    mod, _, fn = target.partition(":")
-    try:
-        f = getattr(importlib.import_module(mod), fn)
-    except (ImportError, AttributeError) as e:
-        raise ConfigError(f"{what}: cannot import {target!r} ({e})") from None
-    return f(*args)
+    return import_ref(target, what)(*args)
 
 
 class _Sources:

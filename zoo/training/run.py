@@ -7,13 +7,20 @@ reference as `{out}` (so `sft.yaml` can start from `{out}/pretrain/final`).
 
 from __future__ import annotations
 
-import importlib
 import sys
 from pathlib import Path
 from typing import Any
 
 from zoo.errors import ConfigError
-from zoo.training.config import DataConfig, PipelineConfig, _resolve_paths, load_config, load_recipe, recipe_path
+from zoo.training.config import (
+    DataConfig,
+    PipelineConfig,
+    _resolve_paths,
+    import_ref,
+    load_config,
+    load_recipe,
+    recipe_path,
+)
 
 # The YAML's `stage:` field -> (typed config "module:Class", entrypoint "module:function"). Each entrypoint takes
 # (cfg, *, resume, stop_after, out_root). Recipes of every algorithm share one dispatcher instead of if/elif chains.
@@ -28,8 +35,7 @@ STAGES: dict[str, tuple[str, str]] = {
 
 
 def _resolve(ref: str) -> Any:
-    mod, _, name = ref.partition(":")
-    return getattr(importlib.import_module(mod), name)
+    return import_ref(ref, "zoo.training.run.STAGES")
 
 
 def _stage_of(path: Path) -> str:
@@ -77,10 +83,6 @@ def run_recipe(entry: str, stage: str, *, tiny: bool = False, resume: bool = Fal
         print(f"== {entry}/{s} ==", file=sys.stderr)
         run_stage_file(recipe_path(entry, s), tiny=tiny, resume=resume, out=root, overrides=overrides)
     if pipe.after:
-        mod, _, fn = pipe.after.partition(":")
-        try:
-            f = getattr(importlib.import_module(mod), fn)
-        except (ImportError, AttributeError) as e:
-            raise ConfigError(f"{path}: after: cannot import {pipe.after!r} ({e})") from None
+        f = import_ref(pipe.after, f"{path}: after")
         f(root, tiny)
     return root

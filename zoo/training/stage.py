@@ -10,7 +10,6 @@ file becomes token documents (`make_docs`) and in SFT's LoRA wrapping. The steps
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import sys
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from torch import nn
 
 from zoo.errors import ConfigError
 from zoo.training import distributed, loop
-from zoo.training.config import ModelConfig, RecipeConfig, SourceConfig
+from zoo.training.config import ModelConfig, RecipeConfig, SourceConfig, import_ref
 from zoo.training.data import BlendSampler, Document, PackedBatches
 from zoo.training.optim import build_optimizer
 
@@ -110,14 +109,8 @@ def add_lora(model: nn.Module, rank: int, alpha: float, dropout: float, targets:
 
 
 def _call_prepare(cfg: RecipeConfig, out_root: Path | None) -> None:
-    if cfg.prepare is None:
-        return
-    mod, _, fn = cfg.prepare.partition(":")
-    try:
-        f = getattr(importlib.import_module(mod), fn)
-    except (ImportError, AttributeError) as e:
-        raise ConfigError(f"prepare: cannot import {cfg.prepare!r} ({e})") from None
-    f(cfg, out_root)
+    if cfg.prepare is not None:
+        import_ref(cfg.prepare, "prepare")(cfg, out_root)
 
 
 def run_stage(cfg: RecipeConfig, make_docs: Callable[[SourceConfig, Any, RecipeConfig], list[Document]], *,

@@ -10,11 +10,11 @@ Names: `math`, `code`, `toolcall`, `crossthink`, `think_format`, or `"module:fun
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from zoo.errors import ZooError
+from zoo.training.config import import_ref
 
 RewardFn = Callable[[str, Mapping[str, Any]], float]
 
@@ -52,10 +52,6 @@ def get_reward(name: str) -> RewardFn:
     if name in _REGISTERED:
         return _REGISTERED[name]
     target = _BUILTIN.get(name, name)
-    mod, sep, fn = target.partition(":")
-    if not sep:
+    if ":" not in target:
         raise RewardError(f"unknown reward {name!r}; built in: {', '.join(_BUILTIN)}, or 'module:function'")
-    try:
-        return getattr(importlib.import_module(mod), fn)
-    except (ImportError, AttributeError) as e:
-        raise RewardError(f"reward {name!r}: cannot import {target!r} ({e})") from None
+    return import_ref(target, f"reward {name!r}", RewardError)
